@@ -1,0 +1,55 @@
+"""guardkit: a streaming safety guard for chat applications.
+
+>>> from guardkit import Guard
+>>> guard = Guard(policy="default")
+>>> for text in guard.stream(llm_deltas, prompt=user_prompt):
+...     send_to_user(text)
+"""
+
+from guardkit.adapters.openai import aguard_openai_stream, guard_openai_stream
+from guardkit.errors import (
+    GuardkitError,
+    ModelLoadError,
+    PolicyError,
+    ProviderUnavailableError,
+    SessionClosedError,
+    SessionLimitError,
+    StreamBlocked,
+)
+from guardkit.guard import Guard
+from guardkit.model import StreamModel
+from guardkit.policy import Policy, builtin_policies, load_policy
+from guardkit.session import StreamSession
+from guardkit.streams import AsyncGuardedStream, GuardedStream
+from guardkit.verdict import CATEGORIES, RISK_LEVELS, Blocked, Event, Flagged, Released, Retracted, Verdict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CATEGORIES",
+    "RISK_LEVELS",
+    "AsyncGuardedStream",
+    "Blocked",
+    "Event",
+    "Flagged",
+    "Guard",
+    "GuardedStream",
+    "GuardkitError",
+    "ModelLoadError",
+    "Policy",
+    "PolicyError",
+    "ProviderUnavailableError",
+    "Released",
+    "Retracted",
+    "SessionClosedError",
+    "SessionLimitError",
+    "StreamBlocked",
+    "StreamModel",
+    "StreamSession",
+    "Verdict",
+    "__version__",
+    "aguard_openai_stream",
+    "builtin_policies",
+    "guard_openai_stream",
+    "load_policy",
+]

@@ -1,0 +1,113 @@
+"""The policy's decision rule: per-token judgement and the debounce that blocks.
+
+Kept free of I/O and model code so it can be tested, reused by ``eval`` and
+applied to logits from any source (e.g. a PyTorch reference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+
+from guardkit.policy import Policy, Thresholds
+from guardkit.verdict import RiskLevel
+
+__all__ = ["Debouncer", "TokenJudgement", "judge", "judge_prompt"]
+
+TokenAction = Literal["halt", "flag", "allow"]
+
+
+@dataclass(frozen=True)
+class TokenJudgement:
+    level: RiskLevel
+    category: str | None
+    action: TokenAction  # what the policy does with this token ("allow" for safe tokens)
+    scores: tuple[float, float, float]  # p(safe), p(controversial), p(unsafe)
+
+    @property
+    def halts(self) -> bool:
+        return self.action == "halt"
+
+
+def _level(p: Sequence[float], thresholds: Thresholds, unsafe_threshold: float) -> RiskLevel:
+    if p[2] >= unsafe_threshold:
+        return "unsafe"
+    if p[1] + p[2] >= thresholds.controversial:
+        return "controversial"
+    return "safe"
+
+
+def judge(policy: Policy, risk: np.ndarray, category: np.ndarray | None, categories: Sequence[str]) -> TokenJudgement:
+    """Judge one token from its canonical risk probabilities and category distribution."""
+    p = (float(risk[0]), float(risk[1]), float(risk[2]))
+    cat = categories[int(np.argmax(category))] if category is not None and len(categories) else None
+    rule = policy.category_rule(cat)
+    threshold = rule.threshold if rule.threshold is not None else policy.thresholds.unsafe
+    level = _level(p, policy.thresholds, threshold)
+    harmful = level == "unsafe" or (level == "controversial" and policy.controversial == "strict")
+    if not harmful:
+        return TokenJudgement(level, cat if level != "safe" else None, "allow", p)
+    return TokenJudgement(level, cat, rule.action or "halt", p)
+
+
+def judge_prompt(policy: Policy, risk: np.ndarray, category: np.ndarray | None, categories: Sequence[str]) -> TokenJudgement:
+    """Judge the prompt at its last token with the prompt check's thresholds."""
+    p = (float(risk[0]), float(risk[1]), float(risk[2]))
+    cat = categories[int(np.argmax(category))] if category is not None and len(categories) else None
+    rule = policy.category_rule(cat)
+    thresholds = policy.prompt.thresholds
+    threshold = rule.threshold if rule.threshold is not None else thresholds.unsafe
+    level = _level(p, thresholds, threshold)
+    harmful = level == "unsafe" or (level == "controversial" and policy.controversial == "strict")
+    if not harmful or rule.action == "allow":
+        return TokenJudgement(level, cat if level != "safe" else None, "allow", p)
+    action: TokenAction = {"block": "halt", "flag": "flag", "allow": "allow"}[policy.prompt.action]
+    if rule.action == "flag" and action == "halt":
+        action = "flag"
+    return TokenJudgement(level, cat, action, p)
+
+
+class Debouncer:
+    """Counts halting tokens and says when the response is blocked.
+
+    ``consecutive``: blocked when ``count`` halting tokens follow each other; the
+    harm begins at the first token of that run. ``cumulative``: blocked once
+    ``count`` halting tokens were seen in all; the harm begins at the first.
+
+    ``hold_from`` is the earliest token that could still turn out to be where
+    harm begins: text from it on must not be released yet.
+    """
+
+    def __init__(self, rule: Literal["consecutive", "cumulative"], count: int) -> None:
+        self.rule = rule
+        self.count = count
+        self._run_start: int | None = None
+        self._run_length = 0
+        self._first_halt: int | None = None
+        self._total = 0
+
+    def push(self, index: int, halts: bool) -> int | None:
+        """Record token ``index``; return the onset token index if this token blocks."""
+        if halts:
+            self._total += 1
+            if self._first_halt is None:
+                self._first_halt = index
+            if self._run_length == 0:
+                self._run_start = index
+            self._run_length += 1
+        else:
+            self._run_length = 0
+            self._run_start = None
+        if self.rule == "consecutive" and self._run_length >= self.count:
+            return self._run_start
+        if self.rule == "cumulative" and self._total >= self.count:
+            return self._first_halt
+        return None
+
+    @property
+    def hold_from(self) -> int | None:
+        if self.rule == "consecutive":
+            return self._run_start if self._run_length else None
+        return self._first_halt

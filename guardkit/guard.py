@@ -1,0 +1,111 @@
+"""Guard: the public entry point tying a model and a policy together."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, AsyncIterable, Iterable
+
+from guardkit.model import StreamModel
+from guardkit.policy import Policy, load_policy
+from guardkit.session import StreamSession
+from guardkit.streams import AsyncGuardedStream, GuardedStream, OnBlockMode
+from guardkit.verdict import Verdict
+
+__all__ = ["Guard"]
+
+_ON_BLOCK = ("replace", "raise")
+
+
+class Guard:
+    """A streaming safety guard.
+
+    Args:
+        model: path to a model bundle, a loaded :class:`StreamModel` (to share
+            one ONNX Runtime session between guards with different policies),
+            or ``None`` for the shipped default (guardkit-mini).
+        policy: a built-in policy name (``"default"``, ``"strict"``, ...), a path
+            to a YAML policy file, or a :class:`Policy`.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"tensorrt"``; explicit
+            devices fail loudly when unavailable.
+        threads: intra-op threads for ONNX Runtime (default: its own choice).
+
+    One Guard may be used from many threads and tasks at once; each response
+    gets its own :class:`StreamSession`.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | StreamModel | None = None,
+        policy: str | Path | Policy = "default",
+        device: str = "auto",
+        *,
+        threads: int | None = None,
+        max_sessions: int | None = None,
+    ) -> None:
+        self.policy: Policy = load_policy(policy)
+        if isinstance(model, StreamModel):
+            self.model = model
+        else:
+            self.model = StreamModel(model, device=device, threads=threads, max_sessions=max_sessions)
+
+    def with_policy(self, policy: str | Path | Policy) -> Guard:
+        """A Guard sharing this one's loaded model, with another policy."""
+        return Guard(self.model, policy)
+
+    # -- one-shot checks -------------------------------------------------
+    def check_prompt(self, prompt: str) -> Verdict:
+        """Judge a user prompt with the prompt head (read at the prompt's last token)."""
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
+        with self.session(prompt) as session:
+            session.start()
+            if session.prompt_verdict is None:  # a model without a prompt head, or a model failure
+                return session.verdict
+            return session.prompt_verdict
+
+    def check_response(self, response: str, prompt: str | None = None) -> Verdict:
+        """Judge a whole response with the streaming rule, so it agrees with :meth:`stream`.
+
+        The prompt, when given, is only context here: its own verdict is
+        :meth:`check_prompt`'s job.
+        """
+        if not isinstance(response, str):
+            raise TypeError(f"response must be str, got {type(response).__name__}")
+        with StreamSession(self.model, self._response_only_policy(), prompt) as session:
+            session.feed(response)
+            session.finish()
+            return session.verdict
+
+    def _response_only_policy(self) -> Policy:
+        if self.policy.prompt.action == "allow":
+            return self.policy
+        return self.policy.model_copy(update={"prompt": self.policy.prompt.model_copy(update={"action": "allow"})})
+
+    # -- streaming -------------------------------------------------------
+    def session(self, prompt: str | None = None) -> StreamSession:
+        """A sans-I/O session for one response: ``feed(delta)`` / ``finish()`` return events."""
+        return StreamSession(self.model, self.policy, prompt)
+
+    def stream(self, chunks: Iterable[str], prompt: str | None = None, on_block: OnBlockMode | None = None) -> GuardedStream:
+        """Guard an iterable of text deltas; iterate the result to get released text."""
+        return GuardedStream(self.session(prompt), chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message)
+
+    def astream(self, chunks: AsyncIterable[str] | Iterable[str], prompt: str | None = None, on_block: OnBlockMode | None = None) -> AsyncGuardedStream:
+        """Async twin of :meth:`stream`; inference runs in a worker thread."""
+        return AsyncGuardedStream(self.session(prompt), chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message)
+
+    async def acheck_prompt(self, prompt: str) -> Verdict:
+        return await asyncio.to_thread(self.check_prompt, prompt)
+
+    async def acheck_response(self, response: str, prompt: str | None = None) -> Verdict:
+        return await asyncio.to_thread(self.check_response, response, prompt)
+
+    def _on_block(self, on_block: Any) -> OnBlockMode:
+        mode = on_block if on_block is not None else self.policy.on_block.mode
+        if mode not in _ON_BLOCK:
+            raise ValueError(f"on_block must be 'replace' or 'raise', got {mode!r}")
+        return mode  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"Guard(model={self.model.manifest.name!r}, policy={self.policy.name!r}, providers={self.model.providers})"

@@ -1,0 +1,219 @@
+"""StreamModel: one shared ONNX Runtime session per model bundle.
+
+The model holds no per-stream state: a :class:`KVState` belongs to each
+session and is passed in and returned by :meth:`StreamModel.step`. One
+StreamModel may serve many threads at once (``InferenceSession.run`` is
+thread-safe).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from guardkit._resources import default_model_path
+from guardkit.errors import ModelLoadError
+from guardkit.manifest import Manifest, load_manifest
+from guardkit.providers import check_active, import_onnxruntime, providers_for
+from guardkit.verdict import RISK_LEVELS
+
+__all__ = ["KVState", "StepOutput", "StreamModel"]
+
+_REQUIRED_INPUTS = ("input_ids", "attention_mask", "position_ids")
+_REQUIRED_OUTPUTS = ("risk_logits", "category_logits")
+
+
+@dataclass(frozen=True)
+class KVState:
+    """Per-session model state: the KV cache and how many positions it covers."""
+
+    arrays: tuple[np.ndarray, ...]
+    length: int
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """Probabilities for the new tokens of one step, in canonical order.
+
+    ``risk`` is [k, 3] over (safe, controversial, unsafe); ``category`` is
+    [k, C] over ``StreamModel.categories``. The prompt head's outputs are
+    ``None`` when the model has no prompt head.
+    """
+
+    risk: np.ndarray
+    category: np.ndarray
+    prompt_risk: np.ndarray | None
+    prompt_category: np.ndarray | None
+    state: KVState
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class StreamModel:
+    """A loaded model bundle: manifest, tokenizer and ONNX Runtime session."""
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        verify: bool = True,
+        trt_cache_dir: str | Path | None = None,
+        fp16: bool = False,
+        max_sessions: int | None = None,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_model_path()
+        self.device = device
+        self.manifest: Manifest = load_manifest(self.path, verify=verify)
+        self.tokenizer = self._load_tokenizer()
+        self._session = self._load_session(device, threads, trt_cache_dir, fp16)
+        self._check_contract()
+        m = self.manifest
+        self.categories: tuple[str, ...] = m.categories
+        self.prompt_categories: tuple[str, ...] = m.prompt_categories or ()
+        self._risk_order = np.array([m.risk_labels.index(level) for level in RISK_LEVELS])
+        prompt_labels = m.prompt_risk_labels or m.risk_labels
+        self._prompt_risk_order = np.array([prompt_labels.index(level) for level in RISK_LEVELS])
+        self._state_dtype = np.float16 if m.state.dtype == "float16" else np.float32
+        self.max_sessions = max_sessions
+        self._live_sessions = 0
+        self._lock = threading.Lock()
+
+    # -- loading ---------------------------------------------------------
+    def _load_tokenizer(self) -> Tokenizer:
+        path = self.path / self.manifest.tokenizer_file
+        try:
+            return Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception
+            raise ModelLoadError(f"cannot load tokenizer: {exc}", path=str(path)) from None
+
+    def _load_session(self, device: str, threads: int | None, trt_cache_dir: str | Path | None, fp16: bool) -> Any:
+        ort = import_onnxruntime()
+        providers = providers_for(device, fp16=fp16, trt_cache_dir=Path(trt_cache_dir) if trt_cache_dir else None)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        model_path = self.path / self.manifest.model_file
+        try:
+            session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises several unrelated types
+            raise ModelLoadError(f"onnxruntime cannot load the model: {exc}", path=str(model_path)) from None
+        check_active(device, session.get_providers())
+        return session
+
+    def _check_contract(self) -> None:
+        model_file = str(self.path / self.manifest.model_file)
+        inputs = {i.name for i in self._session.get_inputs()}
+        outputs = {o.name for o in self._session.get_outputs()}
+        required_in = list(_REQUIRED_INPUTS) + self.past_names
+        missing = [n for n in required_in if n not in inputs] + [n for n in _REQUIRED_OUTPUTS + tuple(self.present_names) if n not in outputs]
+        if missing:
+            raise ModelLoadError(f"the ONNX graph lacks the contract's tensors: {', '.join(missing)}", path=model_file)
+        extra_inputs = inputs - set(required_in)
+        if extra_inputs:
+            raise ModelLoadError(f"the ONNX graph has inputs outside the contract: {', '.join(sorted(extra_inputs))}", path=model_file)
+        self.has_prompt_head = "prompt_risk_logits" in outputs and "prompt_category_logits" in outputs
+        self._output_names = [n for n in ("risk_logits", "category_logits", "prompt_risk_logits", "prompt_category_logits") if n in outputs]
+        self._output_names += self.present_names
+
+    @property
+    def past_names(self) -> list[str]:
+        return [f"past_key_values.{i}.{kind}" for i in range(self.manifest.state.num_layers) for kind in ("key", "value")]
+
+    @property
+    def present_names(self) -> list[str]:
+        return [f"present.{i}.{kind}" for i in range(self.manifest.state.num_layers) for kind in ("key", "value")]
+
+    @property
+    def max_positions(self) -> int:
+        return self.manifest.max_positions
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    # -- sessions accounting (memory stays bounded) ----------------------
+    def acquire_slot(self) -> None:
+        from guardkit.errors import SessionLimitError
+
+        with self._lock:
+            if self.max_sessions is not None and self._live_sessions >= self.max_sessions:
+                raise SessionLimitError(f"{self._live_sessions} live sessions already; the model's max_sessions is {self.max_sessions}")
+            self._live_sessions += 1
+
+    def release_slot(self) -> None:
+        with self._lock:
+            self._live_sessions = max(0, self._live_sessions - 1)
+
+    @property
+    def live_sessions(self) -> int:
+        return self._live_sessions
+
+    # -- inference -------------------------------------------------------
+    def empty_state(self) -> KVState:
+        spec = self.manifest.state
+        empty = np.zeros((1, spec.num_kv_heads, 0, spec.head_dim), dtype=self._state_dtype)
+        return KVState(arrays=tuple(empty for _ in self.past_names), length=0)
+
+    def run(self, state: KVState, token_ids: Sequence[int]) -> tuple[dict[str, np.ndarray], KVState]:
+        """Run new tokens after ``state``; return the raw logits (batch dim dropped) and the new state."""
+        k = len(token_ids)
+        if k == 0:
+            raise ValueError("run() needs at least one token")
+        if state.length + k > self.max_positions:
+            raise ValueError(f"{state.length + k} positions exceed the model's max_positions {self.max_positions}")
+        feeds: dict[str, np.ndarray] = {
+            "input_ids": np.asarray(token_ids, dtype=np.int64).reshape(1, k),
+            "attention_mask": np.ones((1, state.length + k), dtype=np.int64),
+            "position_ids": np.arange(state.length, state.length + k, dtype=np.int64).reshape(1, k),
+        }
+        feeds.update(zip(self.past_names, state.arrays))
+        results = self._session.run(self._output_names, feeds)
+        named = dict(zip(self._output_names, results))
+        new_state = KVState(arrays=tuple(named[n] for n in self.present_names), length=state.length + k)
+        logits = {n: named[n][0] for n in self._output_names if not n.startswith("present.")}
+        return logits, new_state
+
+    def step(self, state: KVState, token_ids: Sequence[int]) -> StepOutput:
+        """Score ``token_ids`` (one or many) after ``state``; probabilities in canonical order."""
+        logits, new_state = self.run(state, token_ids)
+        risk = _softmax(logits["risk_logits"].astype(np.float32))[:, self._risk_order]
+        category = _softmax(logits["category_logits"].astype(np.float32))
+        prompt_risk = prompt_category = None
+        if self.has_prompt_head:
+            prompt_risk = _softmax(logits["prompt_risk_logits"].astype(np.float32))[:, self._prompt_risk_order]
+            prompt_category = _softmax(logits["prompt_category_logits"].astype(np.float32))
+        return StepOutput(risk=risk, category=category, prompt_risk=prompt_risk, prompt_category=prompt_category, state=new_state)
+
+    def run_batch(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run prepared batch feeds (used by the batching scheduler and benchmarks)."""
+        results = self._session.run(self._output_names, feeds)
+        return dict(zip(self._output_names, results))
+
+    # -- rendering -------------------------------------------------------
+    def prompt_token_ids(self, prompt: str | None) -> list[int]:
+        text = self.manifest.template.prompt.replace("{prompt}", prompt or "")
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def response_prefix_ids(self) -> list[int]:
+        prefix = self.manifest.template.response_prefix
+        return self.tokenizer.encode(prefix, add_special_tokens=False).ids if prefix else []
+
+    def __repr__(self) -> str:
+        return f"StreamModel({self.manifest.name!r} {self.manifest.version}, path={str(self.path)!r}, providers={self.providers})"

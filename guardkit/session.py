@@ -1,0 +1,310 @@
+"""StreamSession: the sans-I/O core that follows one response.
+
+No threads, no asyncio, no I/O: ``feed(delta)`` and ``finish()`` return the
+events to act on. Every driver (``Guard.stream``, ``Guard.astream``, the
+LangChain handlers, the CLI) is a thin loop around this class.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from guardkit.decision import Debouncer, TokenJudgement, judge, judge_prompt
+from guardkit.errors import SessionClosedError
+from guardkit.model import KVState, StepOutput
+from guardkit.policy import Policy
+from guardkit.retokenizer import GuardToken, IncrementalRetokenizer
+from guardkit.verdict import RISK_LEVELS, Blocked, Event, Flagged, Released, Retracted, Verdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from guardkit.model import StreamModel
+
+__all__ = ["StreamSession"]
+
+logger = logging.getLogger("guardkit")
+
+_MAX_CHUNK = 64  # guard tokens scored per model call
+
+
+def _scores(p: tuple[float, float, float]) -> dict[str, float]:
+    return {level: round(value, 6) for level, value in zip(RISK_LEVELS, p)}
+
+
+class StreamSession:
+    """Guards one response (one conversation turn).
+
+    Create it with :meth:`guardkit.Guard.session`. Call :meth:`start` to check
+    the prompt (``feed`` does it on first use), then :meth:`feed` each text
+    delta and :meth:`finish` at the end. Released text is only what has been
+    judged safe; once blocked the session stays blocked.
+    """
+
+    def __init__(self, model: StreamModel, policy: Policy, prompt: str | None = None) -> None:
+        if prompt is not None and not isinstance(prompt, str):
+            raise TypeError(f"prompt must be str or None, got {type(prompt).__name__}")
+        self.model = model
+        self.policy = policy
+        self.prompt = prompt
+        self._retok = IncrementalRetokenizer(model.tokenizer)
+        self._debounce = Debouncer(policy.debounce.rule, policy.debounce.count)
+        self._tokens: list[GuardToken] = []
+        self._state: KVState | None = None
+        self._context_ids: list[int] = []  # rendered prompt + response prefix
+        self._released = 0
+        self._started = False
+        self._finished = False
+        self._closed = False
+        self._unguarded = False
+        self._has_slot = False
+        self._blocked: Verdict | None = None
+        self._flags: list[Verdict] = []
+        self._flagged_categories: set[str | None] = set()
+        self._peak: TokenJudgement | None = None
+        self.prompt_verdict: Verdict | None = None
+        self.model_calls = 0
+        self.reprefills = 0
+        self._chunk = max(1, min(_MAX_CHUNK, model.max_positions // 4))
+
+    # -- public state ----------------------------------------------------
+    @property
+    def blocked(self) -> bool:
+        return self._blocked is not None
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def text(self) -> str:
+        """All response text fed so far."""
+        return self._retok.text
+
+    @property
+    def released_text(self) -> str:
+        """The response text released to the consumer so far."""
+        return self._retok.text[: self._released]
+
+    @property
+    def tokens(self) -> list[GuardToken]:
+        """Guard tokens judged so far."""
+        return list(self._tokens)
+
+    @property
+    def verdict(self) -> Verdict:
+        """The blocking verdict, else the most severe flag, else a safe verdict (so far)."""
+        if self._blocked is not None:
+            return self._blocked
+        if self._flags:
+            return max(self._flags, key=lambda v: (RISK_LEVELS.index(v.level), v.scores.get("unsafe", 0.0)))
+        peak = self._peak
+        return Verdict(level="safe", scores=_scores(peak.scores) if peak else {}, action="allow", policy=self.policy.name)
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> list[Event]:
+        """Prefill the prompt and check it. Idempotent; ``feed`` calls it if needed."""
+        if self._started:
+            return []
+        self._started = True
+        self.model.acquire_slot()
+        self._has_slot = True
+        prompt_ids = self._fit_prompt(self.model.prompt_token_ids(self.prompt))
+        self._context_ids = prompt_ids + self.model.response_prefix_ids()
+        try:
+            out = self.model.step(self.model.empty_state(), self._context_ids)
+        except Exception as exc:  # noqa: BLE001 - the policy decides what a model failure means
+            return self._model_failed(exc)
+        self.model_calls += 1
+        self._state = out.state
+        if self.prompt is None or out.prompt_risk is None:
+            return []
+        last = len(prompt_ids) - 1
+        category = out.prompt_category[last] if out.prompt_category is not None else None
+        j = judge_prompt(self.policy, out.prompt_risk[last], category, self.model.prompt_categories)
+        action = {"halt": "block", "flag": "flag", "allow": "allow"}[j.action]
+        self.prompt_verdict = Verdict(
+            level=j.level, category=j.category, scores=_scores(j.scores), action=action,  # type: ignore[arg-type]
+            policy=self.policy.name, source="prompt", char_offset=0 if action == "block" else None,
+        )
+        if action == "block":
+            self._blocked = self.prompt_verdict
+            self._drop_state()
+            return [Blocked(self.prompt_verdict)]
+        if action == "flag":
+            return [Flagged(self.prompt_verdict)]
+        return []
+
+    def feed(self, delta: str) -> list[Event]:
+        """Add a text delta of the response; return the events it causes."""
+        if not isinstance(delta, str):
+            raise TypeError(f"text deltas must be str, got {type(delta).__name__}")
+        if self._closed or self._finished:
+            raise SessionClosedError("this session is finished; start a new one for a new response")
+        events = self.start()
+        if self._blocked is not None:
+            return events
+        start = len(self._retok.text)
+        tokens = self._retok.push(delta)
+        if self.policy.release == "passthrough" and delta:
+            events.append(Released(delta, start))
+            self._released = len(self._retok.text)
+        events += self._judge(tokens)
+        events += self._release()
+        return events
+
+    def finish(self) -> list[Event]:
+        """End of the response: judge the rest and release it if safe. Idempotent."""
+        if self._closed or self._finished:
+            return []
+        events = self.start()
+        if self._blocked is None:
+            events += self._judge(self._retok.flush())
+            events += self._release(final=self._blocked is None)
+        self._finished = True
+        self._drop_state()
+        return events
+
+    def close(self) -> None:
+        """Free the model state without judging the rest (e.g. the consumer went away)."""
+        self._closed = True
+        self._drop_state()
+
+    def __enter__(self) -> StreamSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a forgotten session must not leak its slot
+        try:
+            self._drop_state()
+        except Exception:  # noqa: BLE001 pragma: no cover
+            pass
+
+    # -- internals -------------------------------------------------------
+    def _drop_state(self) -> None:
+        self._state = None
+        if self._has_slot:
+            self._has_slot = False
+            self.model.release_slot()
+
+    def _fit_prompt(self, ids: list[int]) -> list[int]:
+        """Keep a prompt within half the positions: its first token and its end."""
+        limit = self.model.max_positions // 2
+        if len(ids) <= limit:
+            return ids
+        return ids[:1] + ids[len(ids) - (limit - 1):]
+
+    def _judge(self, tokens: list[GuardToken]) -> list[Event]:
+        events: list[Event] = []
+        for begin in range(0, len(tokens), self._chunk):
+            if self._blocked is not None:
+                break
+            chunk = tokens[begin : begin + self._chunk]
+            if self._unguarded:
+                self._tokens.extend(chunk)
+                continue
+            try:
+                out = self._score(chunk)
+            except Exception as exc:  # noqa: BLE001
+                events += self._model_failed(exc, first_unjudged=chunk[0])
+                if self._unguarded:
+                    self._tokens.extend(chunk)
+                continue
+            events += self._apply(chunk, out)
+        return events
+
+    def _score(self, chunk: list[GuardToken]) -> StepOutput:
+        assert self._state is not None
+        if self._state.length + len(chunk) > self.model.max_positions:
+            self._reprefill(len(chunk))
+        out = self.model.step(self._state, [t.id for t in chunk])
+        self.model_calls += 1
+        self._state = out.state
+        return out
+
+    def _reprefill(self, incoming: int) -> None:
+        """Long outputs: restart the state from the prompt plus a recent window of the response."""
+        room = self.model.max_positions - len(self._context_ids) - incoming
+        window = max(0, min(self.policy.long_stream.window_tokens, room))
+        recent = [t.id for t in self._tokens[len(self._tokens) - window :]] if window else []
+        out = self.model.step(self.model.empty_state(), self._context_ids + recent)
+        self.model_calls += 1
+        self.reprefills += 1
+        self._state = out.state
+
+    def _apply(self, chunk: list[GuardToken], out: StepOutput) -> list[Event]:
+        events: list[Event] = []
+        categories = self.model.categories
+        for row, token in enumerate(chunk):
+            index = len(self._tokens)
+            self._tokens.append(token)
+            j = judge(self.policy, out.risk[row], out.category[row], categories)
+            if self._peak is None or j.scores[2] > self._peak.scores[2]:
+                self._peak = j
+            if j.action == "flag" and j.category not in self._flagged_categories:
+                self._flagged_categories.add(j.category)
+                verdict = self._verdict(j, "flag", index)
+                self._flags.append(verdict)
+                events.append(Flagged(verdict))
+            onset = self._debounce.push(index, j.halts)
+            if onset is not None:
+                events += self._block(self._verdict(j, "block", onset))
+                break
+        return events
+
+    def _verdict(self, j: TokenJudgement, action: str, onset_index: int) -> Verdict:
+        level = j.level
+        if action == "block" and level != "unsafe":
+            # a consecutive run mixing levels is as severe as its worst token
+            level = "controversial"
+        return Verdict(
+            level=level, category=j.category, scores=_scores(j.scores), action=action,  # type: ignore[arg-type]
+            token_index=onset_index, char_offset=self._tokens[onset_index].start, policy=self.policy.name, source="response",
+        )
+
+    def _block(self, verdict: Verdict) -> list[Event]:
+        self._blocked = verdict
+        events: list[Event] = []
+        onset = verdict.char_offset if verdict.char_offset is not None else self._released
+        if self.policy.release == "passthrough" and onset < self._released:
+            events.append(Retracted(onset, verdict))
+        else:
+            events += self._release()
+        events.append(Blocked(verdict))
+        self._drop_state()
+        return events
+
+    def _model_failed(self, exc: Exception, first_unjudged: GuardToken | None = None) -> list[Event]:
+        if self.policy.failure_mode == "open":
+            logger.warning("guardkit model error, failing open (text passes unguarded): %s", exc)
+            self._unguarded = True
+            return []
+        logger.error("guardkit model error, failing closed (stream blocked): %s", exc)
+        onset = self._release_limit(final=False)
+        if first_unjudged is not None:
+            onset = min(onset, first_unjudged.start)
+        verdict = Verdict(
+            level="unsafe", action="block", char_offset=onset, policy=self.policy.name,
+            source="response" if self._tokens or first_unjudged else "prompt", reason=f"model error: {exc}",
+        )
+        return self._block(verdict)
+
+    def _release_limit(self, *, final: bool) -> int:
+        if self._blocked is not None:
+            onset = self._blocked.char_offset
+            return self._released if onset is None else max(self._released, onset)
+        if final or self._unguarded:
+            return len(self._retok.text)
+        hold = self._debounce.hold_from
+        if hold is not None:
+            return self._tokens[hold].start
+        return self._retok.committed_chars
+
+    def _release(self, *, final: bool = False) -> list[Event]:
+        limit = self._release_limit(final=final)
+        if limit <= self._released:
+            return []
+        start = self._released
+        self._released = limit
+        return [Released(self._retok.text[start:limit], start)]
