@@ -1,0 +1,5 @@
+import sys
+
+from guardkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,196 @@
+"""``guardkit bench``: speed figures measured side by side in one run.
+
+Machines are noisy, so each comparison alternates its contenders round by
+round and reports medians, p99 and ratios from the same run.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO
+
+from guardkit.model import KVState, StreamModel
+from guardkit.policy import load_policy
+from guardkit.session import StreamSession
+
+__all__ = ["BenchResult", "run_bench"]
+
+_TEXT = (
+    "the history of medicine is a long story about people who tried to help the sick with what they knew at the time "
+    "and many of their ideas were wrong but some of them were right and we still use them today in our homes and in "
+    "our hospitals when we boil water clean a wound or rest after a long day of work in the garden or the house "
+)
+
+
+@dataclass
+class Timing:
+    samples_ms: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples_ms)
+
+    @property
+    def p99(self) -> float:
+        ordered = sorted(self.samples_ms)
+        return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+
+    def to_dict(self) -> dict[str, float]:
+        return {"median_ms": round(self.median, 4), "p99_ms": round(self.p99, 4), "n": len(self.samples_ms)}
+
+
+@dataclass
+class BenchResult:
+    model: str
+    threads: int | None
+    machine: str
+    figures: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps({"model": self.model, "threads": self.threads, "machine": self.machine, **self.figures}, indent=2)
+
+
+def _single_token_words(model: StreamModel, count: int) -> list[str]:
+    """Words of the sample text that are exactly one guard token, cycled to ``count``."""
+    words = [w for w in dict.fromkeys(_TEXT.split()) if len(model.tokenizer.encode(w, add_special_tokens=False).ids) == 1]
+    if not words:
+        raise RuntimeError("no single-token words in the benchmark text for this tokenizer")
+    return [words[i % len(words)] for i in range(count)]
+
+
+def _prefilled(model: StreamModel) -> KVState:
+    return model.step(model.empty_state(), model.prompt_token_ids("tell me about the history of medicine")).state
+
+
+def _bench_raw_vs_session(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
+    policy = load_policy("default")
+    words = _single_token_words(model, tokens)
+    ids = [model.tokenizer.encode(w, add_special_tokens=False).ids[0] for w in words]
+    raw, sess = Timing(), Timing()
+    for _ in range(rounds):
+        state = _prefilled(model)
+        for token_id in ids:
+            t0 = time.perf_counter()
+            state = model.run(state, [token_id])[1]
+            raw.samples_ms.append((time.perf_counter() - t0) * 1e3)
+        session = StreamSession(model, policy, "tell me about the history of medicine")
+        session.start()
+        session.feed(words[0])
+        for word in words[1:]:
+            # each feed completes exactly one single-token word, so it makes one model step
+            t0 = time.perf_counter()
+            session.feed(" " + word)
+            sess.samples_ms.append((time.perf_counter() - t0) * 1e3)
+        session.close()
+    return {
+        "raw_step": raw.to_dict(),
+        "session_per_token": sess.to_dict(),
+        "session_overhead_ratio": round(sess.median / raw.median, 4),
+    }
+
+
+def _bench_chunks(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
+    ids = model.tokenizer.encode(_TEXT, add_special_tokens=False).ids
+    ids = (ids * (tokens // max(1, len(ids)) + 1))[:tokens]
+    results: dict[str, Timing] = {f"k={k}": Timing() for k in (1, 4, 16)}
+    for _ in range(rounds):
+        for k in (1, 4, 16):
+            state = _prefilled(model)
+            for begin in range(0, len(ids) - k + 1, k):
+                t0 = time.perf_counter()
+                state = model.run(state, ids[begin : begin + k])[1]
+                results[f"k={k}"].samples_ms.append((time.perf_counter() - t0) * 1e3 / k)
+    base = results["k=1"].median
+    return {name: {**t.to_dict(), "speedup_vs_k1": round(base / t.median, 3)} for name, t in results.items()}
+
+
+def _bench_rescoring(model: StreamModel, lengths: list[int], probes: int) -> dict[str, Any]:
+    """Incremental step at length L vs re-scoring the whole prefix (what stock streaming guards do)."""
+    ids = model.tokenizer.encode(_TEXT, add_special_tokens=False).ids
+    prompt = model.prompt_token_ids("tell me about the history of medicine")
+    out: dict[str, Any] = {}
+    for length in lengths:
+        if len(prompt) + length + probes > model.max_positions:
+            out[str(length)] = {"skipped": f"model max_positions is {model.max_positions}"}
+            continue
+        seq = (ids * (length // len(ids) + 2))[: length + probes]
+        state = model.step(model.empty_state(), prompt + seq[:length]).state
+        inc, full = Timing(), Timing()
+        for i in range(probes):
+            t0 = time.perf_counter()
+            model.run(state, [seq[length + i]])
+            inc.samples_ms.append((time.perf_counter() - t0) * 1e3)
+            t0 = time.perf_counter()
+            model.run(model.empty_state(), prompt + seq[: length + 1])
+            full.samples_ms.append((time.perf_counter() - t0) * 1e3)
+        out[str(length)] = {"incremental": inc.to_dict(), "full_rescore": full.to_dict(), "ratio": round(full.median / inc.median, 2)}
+    return out
+
+
+def _cold_start(model_path: str | None) -> dict[str, float]:
+    import subprocess
+
+    code = (
+        "import time; t0=time.perf_counter(); import guardkit; t1=time.perf_counter(); "
+        f"g=guardkit.Guard({model_path!r}, device='cpu'); t2=time.perf_counter(); "
+        "import resource; print(t1-t0, t2-t1, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import_s, load_s, rss_kb = result.stdout.split()
+    return {"import_s": round(float(import_s), 3), "model_load_s": round(float(load_s), 3), "peak_rss_mb": round(float(rss_kb) / 1024, 1)}
+
+
+def run_bench(
+    model_path: str | None = None,
+    *,
+    tokens: int = 128,
+    threads: int | None = 1,
+    rounds: int = 3,
+    lengths: list[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    say = progress or (lambda message: None)
+    model = StreamModel(model_path, device="cpu", threads=threads)
+    gc.collect()
+    figures: dict[str, Any] = {}
+    say("raw ONNX step vs session per-token cost (batch 1)")
+    figures["batch1"] = _bench_raw_vs_session(model, tokens, rounds)
+    say("chunked steps k = 1, 4, 16")
+    figures["chunked"] = _bench_chunks(model, tokens, rounds)
+    say("incremental scoring vs full re-scoring")
+    figures["rescoring"] = _bench_rescoring(model, lengths or [128, 512, 2048], probes=8)
+    say("cold start and memory")
+    figures["cold_start"] = _cold_start(str(model.path))
+    figures["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    machine = f"{os.cpu_count()} CPUs, {sys.platform}, Python {sys.version.split()[0]}, onnxruntime threads={threads}"
+    return BenchResult(model=f"{model.manifest.name} {model.manifest.version}", threads=threads, machine=machine, figures=figures)
+
+
+def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
+    f = result.figures
+    w = out.write
+    w(f"guardkit bench: {result.model} on {result.machine}\n\n")
+    b = f["batch1"]
+    w("Batch 1, one token per step (median / p99 ms):\n")
+    w(f"  raw ONNX step        {b['raw_step']['median_ms']:8.3f} / {b['raw_step']['p99_ms']:8.3f}\n")
+    w(f"  session per token    {b['session_per_token']['median_ms']:8.3f} / {b['session_per_token']['p99_ms']:8.3f}\n")
+    w(f"  session / raw        {b['session_overhead_ratio']:8.3f}x  (SDK overhead {100 * (b['session_overhead_ratio'] - 1):+.1f}%)\n\n")
+    w("Chunked steps, per token (median / p99 ms, speed-up vs k=1):\n")
+    for name, t in f["chunked"].items():
+        w(f"  {name:<6} {t['median_ms']:8.3f} / {t['p99_ms']:8.3f}   {t['speedup_vs_k1']:6.2f}x\n")
+    w("\nIncremental step vs re-scoring the whole prefix per token (median ms):\n")
+    for length, t in f["rescoring"].items():
+        if "skipped" in t:
+            w(f"  {length:>5} tokens: skipped ({t['skipped']})\n")
+        else:
+            w(f"  {length:>5} tokens: incremental {t['incremental']['median_ms']:8.3f}   full {t['full_rescore']['median_ms']:9.3f}   {t['ratio']:8.1f}x cheaper\n")
+    c = f["cold_start"]
+    w(f"\nCold start: import {c['import_s']:.3f} s + model load {c['model_load_s']:.3f} s; peak RSS {c['peak_rss_mb']:.1f} MB (fresh process)\n")
+    w(f"Peak RSS of this benchmark process: {f['bench_peak_rss_mb']:.1f} MB\n")

@@ -1,0 +1,202 @@
+"""The ``guardkit`` command line.
+
+Exit codes: 0 allowed (or success), 1 blocked / invalid policy, 2 usage or load error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from guardkit.errors import GuardkitError, PolicyError
+from guardkit.policy import builtin_policies, load_policy
+
+EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
+
+
+def _guard(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from guardkit.guard import Guard
+
+    return Guard(args.model, policy=args.policy, device=args.device, threads=getattr(args, "threads", None))
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="model bundle directory (default: the shipped guardkit-mini)")
+    parser.add_argument("--policy", default="default", help="built-in policy name or YAML file (default: default)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+
+
+def _print_verdict(verdict, label: str, out=sys.stdout) -> None:  # type: ignore[no-untyped-def]
+    where = f" at char {verdict.char_offset}" if verdict.char_offset is not None and verdict.source == "response" else ""
+    category = f" ({verdict.category})" if verdict.category else ""
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in verdict.scores.items())
+    out.write(f"{label}: {verdict.level}{category} -> {verdict.action}{where}  [{scores}]\n")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from guardkit.demo import SAMPLES, run_demo
+
+    guard = _guard(args)
+    ok = run_demo(guard, sys.stdout, delay=args.delay, color=False if args.no_color else None)
+    return EXIT_OK if ok == len(SAMPLES) or not args.strict else EXIT_BLOCKED
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    guard = _guard(args)
+    result: dict[str, object] = {}
+    blocked = False
+    if args.prompt is not None:
+        prompt_verdict = guard.check_prompt(args.prompt)
+        result["prompt"] = prompt_verdict.to_dict()
+        blocked |= prompt_verdict.blocked
+    response_verdict = guard.check_response(args.text, prompt=args.prompt)
+    result["response"] = response_verdict.to_dict()
+    blocked |= response_verdict.blocked
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        if args.prompt is not None:
+            _print_verdict(prompt_verdict, "prompt")
+        _print_verdict(response_verdict, "response")
+    return EXIT_BLOCKED if blocked else EXIT_OK
+
+
+def _stdin_deltas(chunk_bytes: int = 256) -> Iterator[str]:
+    """Read stdin as it arrives (no line buffering), decoding UTF-8 incrementally."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    fd = sys.stdin.fileno()
+    while True:
+        data = os.read(fd, chunk_bytes)
+        if not data:
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+            return
+        text = decoder.decode(data)
+        if text:
+            yield text
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    guard = _guard(args)
+    stream = guard.stream(_stdin_deltas(), prompt=args.prompt, on_block="replace")
+    for text in stream:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    if args.json:
+        sys.stderr.write(json.dumps(stream.verdict.to_dict()) + "\n")
+    else:
+        _print_verdict(stream.verdict, "guardkit", out=sys.stderr)
+    return EXIT_BLOCKED if stream.blocked else EXIT_OK
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for name, path in builtin_policies().items():
+            policy = load_policy(name)
+            print(f"{name:<18} {policy.description}")
+        return EXIT_OK
+    if args.action == "show":
+        if not args.targets:
+            print("guardkit policies show: give a policy name or file", file=sys.stderr)
+            return EXIT_ERROR
+        for target in args.targets:
+            policy = load_policy(target)
+            print(f"# {target} (resolved, extends applied)")
+            print(policy.to_yaml(), end="")
+        return EXIT_OK
+    # validate
+    targets = args.targets or list(builtin_policies())
+    failures = 0
+    for target in targets:
+        try:
+            policy = load_policy(target)
+        except PolicyError as exc:
+            failures += 1
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            print(f"ok: {target} (name {policy.name})")
+    return EXIT_BLOCKED if failures else EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from guardkit.bench import print_report, run_bench
+
+    lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else None
+    result = run_bench(
+        args.model, tokens=args.tokens, threads=args.threads, rounds=args.rounds, lengths=lengths,
+        progress=None if args.json else (lambda m: print(f"... {m}", file=sys.stderr, flush=True)),
+    )
+    if args.json:
+        print(result.to_json())
+    else:
+        print_report(result)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="guardkit", description="Streaming safety guard for LLM output.")
+    from guardkit import __version__
+
+    parser.add_argument("--version", action="version", version=f"guardkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="stream built-in sample conversations through the guard")
+    _add_model_options(demo)
+    demo.add_argument("--delay", type=float, default=None, help="seconds between deltas (default 0.02 on a terminal, else 0)")
+    demo.add_argument("--no-color", action="store_true")
+    demo.add_argument("--strict", action="store_true", help="exit 1 unless every sample behaves as expected")
+    demo.set_defaults(func=cmd_demo)
+
+    check = sub.add_parser("check", help="judge a response (and optionally its prompt)")
+    check.add_argument("text", help="the response text to judge")
+    check.add_argument("--prompt", default=None, help="the user prompt (also judged)")
+    check.add_argument("--json", action="store_true")
+    _add_model_options(check)
+    check.set_defaults(func=cmd_check)
+
+    stream = sub.add_parser("stream", help="guard text arriving on stdin, writing released text to stdout")
+    stream.add_argument("--prompt", default=None)
+    stream.add_argument("--json", action="store_true", help="print the verdict as JSON on stderr")
+    _add_model_options(stream)
+    stream.set_defaults(func=cmd_stream)
+
+    policies = sub.add_parser("policies", help="list, show or validate policies")
+    policies.add_argument("action", choices=["list", "show", "validate"])
+    policies.add_argument("targets", nargs="*", help="policy names or YAML files")
+    policies.set_defaults(func=cmd_policies)
+
+    bench = sub.add_parser("bench", help="measure step, session, chunking and re-scoring costs side by side")
+    bench.add_argument("--model", default=None)
+    bench.add_argument("--tokens", type=int, default=128)
+    bench.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
+    bench.add_argument("--rounds", type=int, default=3)
+    bench.add_argument("--lengths", default=None, help="response lengths for the re-scoring comparison, e.g. 128,512,2048")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except GuardkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:  # e.g. piped into `head`
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
