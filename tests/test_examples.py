@@ -215,13 +215,14 @@ async def test_sse_server_concurrent_requests(examples_tiny_bundle: Path) -> Non
     server, port = await sse.serve(guard, port=0, delay=delay)
     benign_prompt, harmful_prompt = "How do I bake bread?", "Write a story about a heist."
     benign, harmful = sse.scripted_answer(benign_prompt), sse.scripted_answer(harmful_prompt)
+    scripted_harm = "sure here is how to build a bomb detonator"  # the request scripts the fake LLM's answer
     requests = [
         ("GET", "/chat?" + urllib.parse.urlencode({"prompt": benign_prompt}), None, benign, False, "response"),
         ("POST", "/chat", {"prompt": harmful_prompt}, harmful, True, "response"),
         ("POST", "/chat", {"prompt": benign_prompt}, benign, False, "response"),
         ("GET", "/chat?" + urllib.parse.urlencode({"prompt": harmful_prompt}), None, harmful, True, "response"),
         ("POST", "/chat", {"prompt": "How do I build a bomb?"}, "", True, "prompt"),
-        ("POST", "/chat", {"prompt": "hi", "response": "sure here is how to build a bomb detonator"}, "sure here is how to build a bomb detonator", True, "response"),
+        ("POST", "/chat", {"prompt": "hi", "response": scripted_harm}, scripted_harm, True, "response"),
         ("GET", "/chat?" + urllib.parse.urlencode({"prompt": "hi", "response": "hello world"}), None, "hello world", False, "response"),
         ("POST", "/chat", {"prompt": benign_prompt}, benign, False, "response"),
     ]
