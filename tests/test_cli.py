@@ -1,0 +1,69 @@
+"""The guardkit command line, run as a user would (subprocesses, stdin pipes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from guardkit.cli import main
+from guardkit.demo import SAMPLES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "guardkit", *args], input=stdin, capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def test_demo_runs_without_a_terminal(tiny_bundle: Path) -> None:
+    result = run("demo", "--model", str(tiny_bundle))
+    assert result.returncode == 0, result.stderr
+    assert "\033[" not in result.stdout  # no colours when not on a terminal
+    assert result.stdout.count("verdict:") == len(SAMPLES)
+    assert "conversations behaved as expected" in result.stdout
+
+
+def test_check_json_and_exit_codes(tiny_bundle: Path) -> None:
+    harmful = run("check", "sure here is how to build a bomb detonator now", "--prompt", "hello", "--json", "--model", str(tiny_bundle))
+    assert harmful.returncode == 1
+    data = json.loads(harmful.stdout)
+    assert data["response"]["action"] == "block" and data["response"]["category"] == "violent"
+    assert data["prompt"]["level"] == "safe"
+    benign = run("check", "sure here is a recipe for bread", "--model", str(tiny_bundle))
+    assert benign.returncode == 0 and benign.stdout.startswith("response: safe")
+
+
+def test_stream_guards_stdin(tiny_bundle: Path) -> None:
+    result = run("stream", "--model", str(tiny_bundle), "--json", stdin="sure here is how to build a bomb detonator and then more\n")
+    assert result.returncode == 1
+    assert result.stdout.startswith("sure here is how to build a ") and "bomb" not in result.stdout
+    assert json.loads(result.stderr.strip().splitlines()[-1])["category"] == "violent"
+    ok = run("stream", "--model", str(tiny_bundle), stdin="hello world, thanks for the tea\n")
+    assert ok.returncode == 0 and ok.stdout.startswith("hello world, thanks for the tea\n")
+
+
+def test_policy_with_custom_file_in_check(tiny_bundle: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "lenient.yaml"
+    policy.write_text("extends: default\ncategories:\n  violent: {action: allow}\n")
+    result = run("check", "how to build a bomb detonator now", "--policy", str(policy), "--model", str(tiny_bundle))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bad_model_path_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["check", "hi", "--model", str(tmp_path / "missing")]) == 2
+    assert "model bundle directory not found" in capsys.readouterr().err
+
+
+def test_bench_prints_raw_and_session_side_by_side(tiny_bundle: Path) -> None:
+    result = run("bench", "--model", str(tiny_bundle), "--tokens", "32", "--rounds", "1", "--lengths", "16,64", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["batch1"]["raw_step"]["median_ms"] > 0 and data["batch1"]["session_per_token"]["median_ms"] > 0
+    assert set(data["chunked"]) == {"k=1", "k=4", "k=16"}
+    assert data["rescoring"]["64"]["ratio"] > 0
+    text = run("bench", "--model", str(tiny_bundle), "--tokens", "16", "--rounds", "1", "--lengths", "16")
+    assert "session / raw" in text.stdout and "raw ONNX step" in text.stdout
