@@ -15,7 +15,8 @@ Endpoints:
   - if the guard blocks: ``event: blocked`` with ``{"message": "..."}`` (the
     policy's message to show instead of the rest);
   - always last: ``event: verdict`` with the verdict as JSON
-    (:meth:`guardkit.Verdict.to_dict`); then the connection closes.
+    (:meth:`guardkit.Verdict.to_dict`); then the connection closes. (If the
+    LLM stream or the guard fails instead: ``event: error`` with ``{"error": ...}``.)
 
   The optional ``response`` field (query parameter or JSON) scripts the fake
   LLM's answer, for demos and tests.
@@ -100,16 +101,24 @@ class Request:
         self.body = body
 
 
+async def read_line(reader: asyncio.StreamReader) -> str:
+    try:
+        line = await reader.readline()
+    except ValueError:  # longer than the reader's limit (64 KiB)
+        raise HTTPError(431, "Request Header Fields Too Large", "request line or header too long") from None
+    return line.decode("latin-1").rstrip("\r\n")
+
+
 async def read_request(reader: asyncio.StreamReader) -> Request:
     """Parse one HTTP/1.1 request: request line, headers, and a Content-Length body."""
-    request_line = (await reader.readline()).decode("latin-1").rstrip("\r\n")
+    request_line = await read_line(reader)
     parts = request_line.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/"):
         raise HTTPError(400, "Bad Request", "malformed request line")
     method, target, _ = parts
     headers: dict[str, str] = {}
     for _ in range(MAX_HEADER_LINES):
-        line = (await reader.readline()).decode("latin-1").rstrip("\r\n")
+        line = await read_line(reader)
         if not line:
             break
         name, sep, value = line.partition(":")
@@ -190,6 +199,12 @@ async def stream_chat(writer: asyncio.StreamWriter, guard: Guard, prompt: str, a
             policy = guard.policy
             message = policy.prompt.message if blocked.verdict.source == "prompt" else policy.on_block.message
             await send_event(writer, {"message": message}, event="blocked")
+        except ConnectionError:
+            raise
+        except Exception as exc:  # the LLM stream failed (its error comes after the released text), or the guard did
+            print(f"stream failed: {exc!r}", file=sys.stderr)
+            await send_event(writer, {"error": f"{type(exc).__name__}: {exc}"}, event="error")
+            return
         await send_event(writer, stream.verdict.to_dict(), event="verdict")
 
 

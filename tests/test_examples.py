@@ -272,9 +272,28 @@ async def test_sse_server_client_disconnect_and_errors(examples_tiny_bundle: Pat
         assert status == 405
         status, head, body = await http_request(port, "GET", "/")
         assert status == 200 and "EventSource" in body
+        status, _, _ = await http_request(port, "GET", "/chat?prompt=" + "a" * 70_000)
+        assert status == 431
+
+        # An LLM stream that fails midway: its released text, then an error event.
+        async def failing_llm(answer: str, delay: float) -> Any:
+            yield "hello"
+            yield " world"
+            raise RuntimeError("upstream went away")
+
+        sse.fake_llm, real_llm = failing_llm, sse.fake_llm
+        try:
+            status, _, body = await http_request(port, "GET", "/chat?prompt=hi")
+        finally:
+            sse.fake_llm = real_llm
+        events = parse_sse(body)
+        assert status == 200 and events[-1] == ("error", {"error": "RuntimeError: upstream went away"})
+        assert "hello world".startswith("".join(data["text"] for name, data in events if name == "message"))
+
         # still serving
         status, _, body = await http_request(port, "GET", "/chat?prompt=hi&response=hello+world")
         check_chat(parse_sse(body), "hello world", harmful=False)
+        assert guard.model.live_sessions == 0
     finally:
         server.close()
         await server.wait_closed()
