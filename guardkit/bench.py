@@ -134,6 +134,66 @@ def _bench_rescoring(model: StreamModel, lengths: list[int], probes: int) -> dic
     return out
 
 
+def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int) -> dict[str, Any]:
+    """Aggregate tokens/s for S concurrent streams: one-by-one steps vs one batched call per step.
+
+    Both start from the same prefilled prompts and score ``tokens`` single tokens
+    per stream; "scheduler" runs S real sessions in S threads through
+    :class:`~guardkit.batching.BatchScheduler`, so it includes all SDK costs.
+    """
+    import threading
+
+    from guardkit.batching import BatchScheduler
+
+    words = _single_token_words(model, tokens + 1)
+    ids = [model.tokenizer.encode(w, add_special_tokens=False).ids[0] for w in words]
+    base = _prefilled(model)
+    out: dict[str, Any] = {}
+    for count in stream_counts:
+        states = [base] * count
+        t0 = time.perf_counter()
+        for i in range(tokens):
+            states = [model.step(state, [ids[i]]).state for state in states]
+        one_by_one = count * tokens / (time.perf_counter() - t0)
+        states = [base] * count
+        t0 = time.perf_counter()
+        for i in range(tokens):
+            states = [o.state for o in model.step_many(states, [[ids[i]]] * count)]
+        batched = count * tokens / (time.perf_counter() - t0)
+        policy = load_policy("default")
+        with BatchScheduler(model, max_wait_ms=2.0, max_batch=max(64, count)) as scheduler:
+            sessions = [StreamSession(model, policy, "tell me about the history of medicine", scheduler=scheduler) for _ in range(count)]
+            for session in sessions:
+                session.start()
+                session.feed(words[0])
+            barrier = threading.Barrier(count + 1)
+
+            def drive(session: StreamSession) -> None:
+                barrier.wait()
+                for word in words[1 : tokens + 1]:
+                    session.feed(" " + word)
+                session.close()
+
+            threads = [threading.Thread(target=drive, args=(s,)) for s in sessions]
+            for thread in threads:
+                thread.start()
+            barrier.wait()
+            t0 = time.perf_counter()
+            for thread in threads:
+                thread.join()
+            via_scheduler = count * tokens / (time.perf_counter() - t0)
+            mean_batch = scheduler.stats.mean_batch
+        out[str(count)] = {
+            "one_by_one_tok_s": round(one_by_one, 1),
+            "batched_tok_s": round(batched, 1),
+            "batched_ratio": round(batched / one_by_one, 2),
+            "scheduler_tok_s": round(via_scheduler, 1),
+            "scheduler_ratio": round(via_scheduler / one_by_one, 2),
+            "scheduler_mean_batch": round(mean_batch, 1),
+        }
+    return out
+
+
 def _cold_start(model_path: str | None) -> dict[str, float]:
     import subprocess
 
@@ -154,6 +214,7 @@ def run_bench(
     threads: int | None = 1,
     rounds: int = 3,
     lengths: list[int] | None = None,
+    streams: list[int] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
     say = progress or (lambda message: None)
@@ -166,6 +227,8 @@ def run_bench(
     figures["chunked"] = _bench_chunks(model, tokens, rounds)
     say("incremental scoring vs full re-scoring")
     figures["rescoring"] = _bench_rescoring(model, lengths or [128, 512, 2048], probes=8)
+    say("concurrent streams: one-by-one vs batched")
+    figures["streams"] = _bench_streams(model, streams or [1, 8, 32, 64], tokens=min(tokens, 64))
     say("cold start and memory")
     figures["cold_start"] = _cold_start(str(model.path))
     figures["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -191,6 +254,11 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
             w(f"  {length:>5} tokens: skipped ({t['skipped']})\n")
         else:
             w(f"  {length:>5} tokens: incremental {t['incremental']['median_ms']:8.3f}   full {t['full_rescore']['median_ms']:9.3f}   {t['ratio']:8.1f}x cheaper\n")
+    w("\nConcurrent streams, aggregate guard tokens/s (single-token steps):\n")
+    w("  streams   one-by-one     batched  ratio   scheduler  ratio  mean batch\n")
+    for count, t in f["streams"].items():
+        w(f"  {count:>7} {t['one_by_one_tok_s']:12.1f} {t['batched_tok_s']:11.1f} {t['batched_ratio']:5.2f}x "
+          f"{t['scheduler_tok_s']:11.1f} {t['scheduler_ratio']:5.2f}x {t['scheduler_mean_batch']:10.1f}\n")
     c = f["cold_start"]
     w(f"\nCold start: import {c['import_s']:.3f} s + model load {c['model_load_s']:.3f} s; peak RSS {c['peak_rss_mb']:.1f} MB (fresh process)\n")
     w(f"Peak RSS of this benchmark process: {f['bench_peak_rss_mb']:.1f} MB\n")

@@ -129,8 +129,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from guardkit.bench import print_report, run_bench
 
     lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else None
+    streams = [int(x) for x in args.streams.split(",")] if args.streams else None
     result = run_bench(
-        args.model, tokens=args.tokens, threads=args.threads, rounds=args.rounds, lengths=lengths,
+        args.model, tokens=args.tokens, threads=args.threads, rounds=args.rounds, lengths=lengths, streams=streams,
         progress=None if args.json else (lambda m: print(f"... {m}", file=sys.stderr, flush=True)),
     )
     if args.json:
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
     bench.add_argument("--rounds", type=int, default=3)
     bench.add_argument("--lengths", default=None, help="response lengths for the re-scoring comparison, e.g. 128,512,2048")
+    bench.add_argument("--streams", default=None, help="concurrent stream counts, e.g. 1,8,32,64")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
     return parser

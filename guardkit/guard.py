@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, AsyncIterable, Iterable
 
+from guardkit.batching import BatchScheduler
 from guardkit.model import StreamModel
 from guardkit.policy import Policy, load_policy
 from guardkit.session import StreamSession
@@ -29,6 +31,10 @@ class Guard:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"tensorrt"``; explicit
             devices fail loudly when unavailable.
         threads: intra-op threads for ONNX Runtime (default: its own choice).
+        max_sessions: cap on live sessions (``SessionLimitError`` past it).
+        batching: run the steps of concurrent sessions (threads, asyncio
+            tasks) together in one ONNX Runtime call; verdicts are unchanged.
+        max_wait_ms, max_batch: the batcher's bounded wait and batch size.
 
     One Guard may be used from many threads and tasks at once; each response
     gets its own :class:`StreamSession`.
@@ -42,16 +48,40 @@ class Guard:
         *,
         threads: int | None = None,
         max_sessions: int | None = None,
+        batching: bool = False,
+        max_wait_ms: float = 2.0,
+        max_batch: int = 64,
     ) -> None:
         self.policy: Policy = load_policy(policy)
         if isinstance(model, StreamModel):
             self.model = model
         else:
             self.model = StreamModel(model, device=device, threads=threads, max_sessions=max_sessions)
+        self.scheduler: BatchScheduler | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        if batching:
+            self.scheduler = BatchScheduler(self.model, max_wait_ms=max_wait_ms, max_batch=max_batch)
+            # async streams wait on the batcher in worker threads: enough of them to fill a batch
+            self._executor = ThreadPoolExecutor(max_workers=max(32, 2 * max_batch), thread_name_prefix="guardkit")
+
+    def close(self) -> None:
+        """Stop the batcher and its worker threads (no-op without batching)."""
+        if self.scheduler is not None:
+            self.scheduler.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
+    def __enter__(self) -> Guard:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def with_policy(self, policy: str | Path | Policy) -> Guard:
         """A Guard sharing this one's loaded model, with another policy."""
-        return Guard(self.model, policy)
+        guard = Guard(self.model, policy)
+        guard.scheduler, guard._executor = self.scheduler, self._executor
+        return guard
 
     # -- one-shot checks -------------------------------------------------
     def check_prompt(self, prompt: str) -> Verdict:
@@ -72,7 +102,7 @@ class Guard:
         """
         if not isinstance(response, str):
             raise TypeError(f"response must be str, got {type(response).__name__}")
-        with StreamSession(self.model, self._response_only_policy(), prompt) as session:
+        with StreamSession(self.model, self._response_only_policy(), prompt, scheduler=self.scheduler) as session:
             session.feed(response)
             session.finish()
             return session.verdict
@@ -85,7 +115,7 @@ class Guard:
     # -- streaming -------------------------------------------------------
     def session(self, prompt: str | None = None) -> StreamSession:
         """A sans-I/O session for one response: ``feed(delta)`` / ``finish()`` return events."""
-        return StreamSession(self.model, self.policy, prompt)
+        return StreamSession(self.model, self.policy, prompt, scheduler=self.scheduler)
 
     def stream(self, chunks: Iterable[str], prompt: str | None = None, on_block: OnBlockMode | None = None) -> GuardedStream:
         """Guard an iterable of text deltas; iterate the result to get released text."""
@@ -93,13 +123,15 @@ class Guard:
 
     def astream(self, chunks: AsyncIterable[str] | Iterable[str], prompt: str | None = None, on_block: OnBlockMode | None = None) -> AsyncGuardedStream:
         """Async twin of :meth:`stream`; inference runs in a worker thread."""
-        return AsyncGuardedStream(self.session(prompt), chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message)
+        return AsyncGuardedStream(
+            self.session(prompt), chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message, executor=self._executor
+        )
 
     async def acheck_prompt(self, prompt: str) -> Verdict:
-        return await asyncio.to_thread(self.check_prompt, prompt)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.check_prompt, prompt)
 
     async def acheck_response(self, response: str, prompt: str | None = None) -> Verdict:
-        return await asyncio.to_thread(self.check_response, response, prompt)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.check_response, response, prompt)
 
     def _on_block(self, on_block: Any) -> OnBlockMode:
         mode = on_block if on_block is not None else self.policy.on_block.mode

@@ -193,6 +193,9 @@ class StreamModel:
     def step(self, state: KVState, token_ids: Sequence[int]) -> StepOutput:
         """Score ``token_ids`` (one or many) after ``state``; probabilities in canonical order."""
         logits, new_state = self.run(state, token_ids)
+        return self._to_probs(logits, new_state)
+
+    def _to_probs(self, logits: dict[str, np.ndarray], new_state: KVState) -> StepOutput:
         risk = _softmax(logits["risk_logits"].astype(np.float32))[:, self._risk_order]
         category = _softmax(logits["category_logits"].astype(np.float32))
         prompt_risk = prompt_category = None
@@ -200,6 +203,51 @@ class StreamModel:
             prompt_risk = _softmax(logits["prompt_risk_logits"].astype(np.float32))[:, self._prompt_risk_order]
             prompt_category = _softmax(logits["prompt_category_logits"].astype(np.float32))
         return StepOutput(risk=risk, category=category, prompt_risk=prompt_risk, prompt_category=prompt_category, state=new_state)
+
+    def step_many(self, states: Sequence[KVState], token_lists: Sequence[Sequence[int]]) -> list[StepOutput]:
+        """Score several independent streams in one ONNX Runtime call.
+
+        Ragged lengths share the batch through ``attention_mask``: each row is
+        ``[pad][past][pad][new]`` with pads masked out, so every stream's outputs
+        equal what :meth:`step` gives it alone (the causal mask only looks at
+        real positions). Per-stream KV state is gathered in and scattered back.
+        """
+        if len(states) != len(token_lists):
+            raise ValueError("states and token_lists differ in length")
+        if len(states) == 1:
+            return [self.step(states[0], token_lists[0])]
+        for state, ids in zip(states, token_lists):
+            if not ids:
+                raise ValueError("every stream needs at least one token")
+            if state.length + len(ids) > self.max_positions:
+                raise ValueError(f"{state.length + len(ids)} positions exceed the model's max_positions {self.max_positions}")
+        batch = len(states)
+        past = max(s.length for s in states)
+        seq = max(len(ids) for ids in token_lists)
+        spec = self.manifest.state
+        input_ids = np.zeros((batch, seq), dtype=np.int64)
+        position_ids = np.zeros((batch, seq), dtype=np.int64)
+        mask = np.zeros((batch, past + seq), dtype=np.int64)
+        pasts = [np.zeros((batch, spec.num_kv_heads, past, spec.head_dim), dtype=self._state_dtype) for _ in self.past_names]
+        for row, (state, ids) in enumerate(zip(states, token_lists)):
+            k, length = len(ids), state.length
+            input_ids[row, seq - k :] = ids
+            position_ids[row, seq - k :] = np.arange(length, length + k)
+            mask[row, past - length : past] = 1
+            mask[row, past + seq - k :] = 1
+            if length:
+                for buffer, array in zip(pasts, state.arrays):
+                    buffer[row, :, past - length :, :] = array[0]
+        feeds = {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids, **dict(zip(self.past_names, pasts))}
+        named = self.run_batch(feeds)
+        outputs: list[StepOutput] = []
+        for row, (state, ids) in enumerate(zip(states, token_lists)):
+            k, length = len(ids), state.length
+            keep = np.r_[past - length : past, past + seq - k : past + seq]
+            arrays = tuple(np.ascontiguousarray(named[n][row : row + 1][:, :, keep, :]) for n in self.present_names)
+            outputs.append(self._to_probs({n: named[n][row, seq - k :] for n in self._output_names if not n.startswith("present.")},
+                                          KVState(arrays=arrays, length=length + k)))
+        return outputs
 
     def run_batch(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run prepared batch feeds (used by the batching scheduler and benchmarks)."""

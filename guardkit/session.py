@@ -18,6 +18,7 @@ from guardkit.retokenizer import GuardToken, IncrementalRetokenizer
 from guardkit.verdict import RISK_LEVELS, Blocked, Event, Flagged, Released, Retracted, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
+    from guardkit.batching import BatchScheduler
     from guardkit.model import StreamModel
 
 __all__ = ["StreamSession"]
@@ -40,12 +41,14 @@ class StreamSession:
     judged safe; once blocked the session stays blocked.
     """
 
-    def __init__(self, model: StreamModel, policy: Policy, prompt: str | None = None) -> None:
+    def __init__(self, model: StreamModel, policy: Policy, prompt: str | None = None, *, scheduler: BatchScheduler | None = None) -> None:
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError(f"prompt must be str or None, got {type(prompt).__name__}")
         self.model = model
         self.policy = policy
         self.prompt = prompt
+        self._scheduler = scheduler
+        self._step = scheduler.step if scheduler is not None else model.step
         self._retok = IncrementalRetokenizer(model.tokenizer)
         self._debounce = Debouncer(policy.debounce.rule, policy.debounce.count)
         self._tokens: list[GuardToken] = []
@@ -108,10 +111,12 @@ class StreamSession:
         self._started = True
         self.model.acquire_slot()
         self._has_slot = True
+        if self._scheduler is not None:
+            self._scheduler.register()
         prompt_ids = self._fit_prompt(self.model.prompt_token_ids(self.prompt))
         self._context_ids = prompt_ids + self.model.response_prefix_ids()
         try:
-            out = self.model.step(self.model.empty_state(), self._context_ids)
+            out = self._step(self.model.empty_state(), self._context_ids)
         except Exception as exc:  # noqa: BLE001 - the policy decides what a model failure means
             return self._model_failed(exc)
         self.model_calls += 1
@@ -187,6 +192,8 @@ class StreamSession:
         if self._has_slot:
             self._has_slot = False
             self.model.release_slot()
+            if self._scheduler is not None:
+                self._scheduler.unregister()
 
     def _fit_prompt(self, ids: list[int]) -> list[int]:
         """Keep a prompt within half the positions: its first token and its end."""
@@ -218,7 +225,7 @@ class StreamSession:
         assert self._state is not None
         if self._state.length + len(chunk) > self.model.max_positions:
             self._reprefill(len(chunk))
-        out = self.model.step(self._state, [t.id for t in chunk])
+        out = self._step(self._state, [t.id for t in chunk])
         self.model_calls += 1
         self._state = out.state
         return out
@@ -228,7 +235,7 @@ class StreamSession:
         room = self.model.max_positions - len(self._context_ids) - incoming
         window = max(0, min(self.policy.long_stream.window_tokens, room))
         recent = [t.id for t in self._tokens[len(self._tokens) - window :]] if window else []
-        out = self.model.step(self.model.empty_state(), self._context_ids + recent)
+        out = self._step(self.model.empty_state(), self._context_ids + recent)
         self.model_calls += 1
         self.reprefills += 1
         self._state = out.state

@@ -9,7 +9,9 @@ blocks or the consumer stops early, so the LLM stops spending compute.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+from concurrent.futures import Executor
 from typing import Any, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Literal
 
 from guardkit.errors import StreamBlocked
@@ -152,11 +154,18 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
         on_block: OnBlockMode,
         message: str,
         text_of: TextOf = _identity,
+        executor: Executor | None = None,
     ) -> None:
         super().__init__(session, on_block, message)
         self._chunks = chunks
         self._text_of = text_of
+        self._executor = executor
         self._agen = self._run()
+
+    async def _off_loop(self, fn: Callable[..., list[Event]], *args: Any) -> list[Event]:
+        """Run session work in a worker thread (the Guard's pool when batching, else asyncio's)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
     def __aiter__(self) -> AsyncGuardedStream:
         return self
@@ -196,7 +205,7 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
     async def _run(self) -> AsyncIterator[str]:
         session = self.session
         try:
-            texts, blocked = self._outputs(await asyncio.to_thread(session.start))
+            texts, blocked = self._outputs(await self._off_loop(session.start))
             for text in texts:
                 yield text
             if blocked is None:
@@ -208,14 +217,14 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
                             continue
                         if not isinstance(text, str):
                             session.feed(text)  # raises TypeError in the caller's frame
-                        texts, blocked = self._outputs(await asyncio.to_thread(session.feed, text))
+                        texts, blocked = self._outputs(await self._off_loop(session.feed, text))
                         for released in texts:
                             yield released
                         if blocked is not None:
                             break
                     else:
                         self.upstream_exhausted = True
-                        texts, blocked = self._outputs(await asyncio.to_thread(session.finish))
+                        texts, blocked = self._outputs(await self._off_loop(session.finish))
                         for released in texts:
                             yield released
                 finally:

@@ -1,0 +1,147 @@
+"""Batching concurrent streams into one ONNX Runtime call.
+
+Single-token steps at batch 1 are bound by reading the weights: 32 streams
+stepped one by one read them 32 times, one batched call about once. The
+scheduler collects the steps that live sessions (threads or asyncio tasks via
+worker threads) have pending and runs them together with
+:meth:`StreamModel.step_many`, which gives every stream exactly what a lone step
+would (ragged lengths are masked out), so no verdict changes.
+
+The wait is bounded: a batch runs as soon as every active session has a step
+pending, it holds ``max_batch`` steps, or ``max_wait_ms`` passed since its first
+step arrived. A lone stream therefore never waits. A step that fails in a batch
+is retried alone, so one bad session cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from guardkit.model import KVState, StepOutput, StreamModel
+
+__all__ = ["BatchScheduler", "BatchStats"]
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    steps: int = 0
+    largest: int = 0
+    retried_alone: int = 0
+    sizes: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def mean_batch(self) -> float:
+        return self.steps / self.batches if self.batches else 0.0
+
+
+@dataclass
+class _Request:
+    state: KVState
+    ids: Sequence[int]
+    future: Future[StepOutput]
+
+
+class BatchScheduler:
+    """Collects pending steps from many sessions and runs them in one call.
+
+    Args:
+        model: the shared model.
+        max_wait_ms: longest a step waits for company once it is first in line.
+        max_batch: most steps in one call.
+    """
+
+    def __init__(self, model: StreamModel, *, max_wait_ms: float = 2.0, max_batch: int = 64) -> None:
+        if max_wait_ms < 0 or max_batch < 1:
+            raise ValueError("max_wait_ms must be >= 0 and max_batch >= 1")
+        self.model = model
+        self.max_wait = max_wait_ms / 1000.0
+        self.max_batch = max_batch
+        self.stats = BatchStats()
+        self._pending: list[_Request] = []
+        self._active = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._loop, name="guardkit-batcher", daemon=True)
+        self._worker.start()
+
+    # -- session bookkeeping: how many could still join a batch ----------
+    def register(self) -> None:
+        with self._cond:
+            self._active += 1
+
+    def unregister(self) -> None:
+        with self._cond:
+            self._active = max(0, self._active - 1)
+            self._cond.notify()
+
+    @property
+    def active_sessions(self) -> int:
+        return self._active
+
+    # -- stepping --------------------------------------------------------
+    def step(self, state: KVState, token_ids: Sequence[int]) -> StepOutput:
+        """Blocking step through the batcher (same result as ``model.step``)."""
+        future: Future[StepOutput] = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the batch scheduler is closed")
+            self._pending.append(_Request(state, list(token_ids), future))
+            self._cond.notify()
+        return future.result()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._worker.join(timeout=5)
+
+    def _take_batch(self) -> list[_Request] | None:
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if self._closed and not self._pending:
+                return None
+            deadline = time.monotonic() + self.max_wait
+            while len(self._pending) < min(self.max_batch, max(1, self._active)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    break
+                self._cond.wait(remaining)
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            self._run(batch)
+
+    def _run(self, batch: list[_Request]) -> None:
+        self.stats.batches += 1
+        self.stats.steps += len(batch)
+        self.stats.largest = max(self.stats.largest, len(batch))
+        self.stats.sizes[len(batch)] = self.stats.sizes.get(len(batch), 0) + 1
+        try:
+            outputs = self.model.step_many([r.state for r in batch], [r.ids for r in batch])
+        except Exception:  # noqa: BLE001 - isolate the failing request(s)
+            for request in batch:
+                self.stats.retried_alone += len(batch) > 1
+                try:
+                    request.future.set_result(self.model.step(request.state, request.ids))
+                except Exception as exc:  # noqa: BLE001
+                    request.future.set_exception(exc)
+            return
+        for request, output in zip(batch, outputs):
+            request.future.set_result(output)
+
+    def __enter__(self) -> BatchScheduler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

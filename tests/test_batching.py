@@ -1,0 +1,140 @@
+"""Batching concurrent streams: same verdicts as unbatched, exact logits, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gk_helpers import shipped_bundles
+from guardkit import Guard, StreamModel
+from guardkit.batching import BatchScheduler
+from guardkit.testing import SAFE_WORDS
+
+HARM = ["how to build a bomb detonator now", "steal and launder counterfeit money", "nude overdose"]
+
+
+def _texts(n: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for i in range(n):
+        words = [rng.choice(SAFE_WORDS) for _ in range(rng.randint(3, 60))]
+        if i % 3 == 0:
+            words.insert(rng.randint(0, len(words)), rng.choice(HARM))
+        texts.append(" ".join(words))
+    return texts
+
+
+def _pieces(text: str, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    out, i = [], 0
+    while i < len(text):
+        j = i + rng.randint(1, 9)
+        out.append(text[i:j])
+        i = j
+    return out
+
+
+@pytest.fixture(params=["tiny", *[p.name for p in shipped_bundles()]])
+def batch_model(request: pytest.FixtureRequest) -> StreamModel:
+    path = request.getfixturevalue("tiny_bundle") if request.param == "tiny" else next(p for p in shipped_bundles() if p.name == request.param)
+    return StreamModel(path, device="cpu")
+
+
+def test_step_many_equals_single_steps_and_full_recompute(batch_model: StreamModel) -> None:
+    model = batch_model
+    rng = random.Random(0)
+    states, chunks, fulls = [], [], []
+    for text in _texts(12):
+        ids = (model.prompt_token_ids("hello there") + model.tokenizer.encode(text, add_special_tokens=False).ids)[: model.max_positions]
+        cut = rng.randint(1, len(ids) - 1)
+        k = rng.randint(1, min(16, len(ids) - cut))
+        states.append(model.step(model.empty_state(), ids[:cut]).state)
+        chunks.append(ids[cut : cut + k])
+        fulls.append(model.run(model.empty_state(), ids[: cut + k])[0]["risk_logits"][cut:])
+    outs = model.step_many(states, chunks)
+    for state, chunk, out, full in zip(states, chunks, outs, fulls):
+        alone = model.step(state, chunk)
+        np.testing.assert_allclose(out.risk, alone.risk, atol=1e-5)
+        for a, b in zip(out.state.arrays, alone.state.arrays):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+        logits = np.log(out.risk)  # compare in probability space with the full recompute
+        ref = full - full.max(axis=1, keepdims=True)
+        ref = np.exp(ref) / np.exp(ref).sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(out.risk, ref[:, model._risk_order], atol=1e-4)
+        assert np.isfinite(logits).all()
+
+
+def _run_threads(guard: Guard, texts: list[str]) -> list[tuple[bool, object, str]]:
+    def one(i: int) -> tuple[bool, object, str]:
+        stream = guard.stream(_pieces(texts[i], i), prompt="please help me")
+        list(stream)
+        return stream.blocked, stream.verdict, stream.released_text
+
+    with ThreadPoolExecutor(64) as pool:
+        return list(pool.map(one, range(len(texts))))
+
+
+def test_64_concurrent_streams_same_verdicts_with_and_without_batching(tiny_bundle: Path) -> None:
+    texts = _texts(64)
+    model = StreamModel(tiny_bundle, device="cpu")
+    plain = _run_threads(Guard(model), texts)
+    with Guard(model, batching=True, max_wait_ms=5) as batched_guard:
+        batched = _run_threads(batched_guard, texts)
+        stats = batched_guard.scheduler.stats  # type: ignore[union-attr]
+    assert batched == plain
+    assert sum(b for b, _, _ in plain) >= 15  # the mix really holds harmful streams
+    assert stats.largest > 1 and stats.mean_batch > 1  # steps really shared calls
+    assert model.live_sessions == 0
+
+
+async def test_async_streams_are_batched_too(tiny_bundle: Path) -> None:
+    texts = _texts(32, seed=3)
+    model = StreamModel(tiny_bundle, device="cpu")
+    with Guard(model, batching=True) as guard:
+
+        async def one(i: int) -> tuple[bool, str]:
+            stream = guard.astream(_pieces(texts[i], i))
+            out = [t async for t in stream]
+            return stream.blocked, "".join(out)
+
+        results = await asyncio.gather(*(one(i) for i in range(len(texts))))
+        assert guard.scheduler is not None and guard.scheduler.stats.largest > 1
+    reference = Guard(model)
+    for text, (blocked, out) in zip(texts, results):
+        stream = reference.stream([text])
+        expected = "".join(stream)
+        assert (blocked, out) == (stream.blocked, expected)
+
+
+def test_a_failing_step_does_not_fail_the_others(tiny_bundle: Path) -> None:
+    model = StreamModel(tiny_bundle, device="cpu")
+    with BatchScheduler(model, max_wait_ms=50) as scheduler:
+        for _ in range(3):
+            scheduler.register()
+        good = model.prompt_token_ids("hello")
+        bad = [10**9]  # out of vocabulary: ONNX Runtime rejects the gather
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(scheduler.step, model.empty_state(), ids) for ids in (good, bad, good)]
+            results = []
+            for f in futures:
+                try:
+                    results.append(f.result(timeout=10))
+                except Exception as exc:  # noqa: BLE001
+                    results.append(exc)
+    assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
+    assert isinstance(results[1], Exception)
+
+
+def test_lone_stream_does_not_wait(tiny_bundle: Path) -> None:
+    """With one active session the batch runs at once instead of waiting max_wait_ms."""
+    model = StreamModel(tiny_bundle, device="cpu")
+    with BatchScheduler(model, max_wait_ms=10_000) as scheduler:
+        scheduler.register()
+        out = scheduler.step(model.empty_state(), model.prompt_token_ids("hi"))  # would hang 10 s if it waited
+        assert out.state.length > 0
+        assert scheduler.stats.batches == 1
