@@ -4,14 +4,16 @@ Token labels follow the Qwen3Guard-Stream convention: tokens before the onset ar
 safe, the onset token and everything after it take the response's label.
 
 * Toxic-spans data: onset = start of the first annotated span (human, exact).
-* Everything else: a cheap full-text *teacher* scores response prefixes (the
-  rollout-free analogue of Qwen3Guard's / SCM's prefix labelling).  The teacher is a
-  word+char n-gram TF-IDF logistic regression trained on the TRAIN split's full
-  responses (not-safe vs safe).  The onset is the first word boundary whose prefix
-  score reaches min(0.5, 0.8 * score(full response)); the relative threshold makes
-  sure that every labelled-harmful response gets an onset even when the teacher is
-  unsure of the whole text.  Prefix points: every word for the first 80 words,
-  then every 4th word.
+* Everything else: a cheap full-text *teacher* (a word+char n-gram TF-IDF logistic
+  regression trained on the TRAIN split's full responses, not-safe vs safe) scores
+  pieces of the response (the rollout-free analogue of Qwen3Guard's / SCM's labelling):
+  1. sentence view (SCM-like): the response is cut into sentences / lines; the onset
+     is the start of the first sentence whose own score is >= 0.5.  This keeps a
+     refusal or a harmless preamble before a jailbroken answer on the safe side.
+  2. if no sentence reaches 0.5 (harm spread over sentences), prefix view: the first
+     word boundary whose prefix score reaches min(0.5, 0.8 * score(full response));
+     the relative threshold makes sure every labelled-harmful response gets an onset.
+     Prefix points: every word for the first 80 words, then every 4th word.
 
 Usage:  python models/guardkit-mini/recipe/onsets.py   (after build_corpus.py)
 Rewrites work/corpus.jsonl adding "onset" (char offset or null), and prints a
@@ -72,6 +74,17 @@ def main():
             n_span += 1
             continue
         t = x["response"]
+        sents = [(m.start(), m.group()) for m in re.finditer(r"[^.!?\n]+[.!?\n]*", t) if m.group().strip()]
+        if len(sents) > 1:
+            ss = score([s for _, s in sents])
+            hit = np.flatnonzero(ss >= 0.5)
+            if len(hit):
+                st = sents[hit[0]][0]
+                x["onset"] = st + (len(t[st:]) - len(t[st:].lstrip()))
+                x["onset_method"] = "sentence"
+                n_teacher += 1
+                continue
+        x["onset_method"] = "prefix"
         pts = prefix_points(t)
         if not pts:
             x["onset"] = 0
@@ -95,11 +108,13 @@ def main():
         for x in sample:
             t = x["response"]
             o = x["onset"]
-            f.write(f"--- [{x['source']}/{x['resp_label']}] onset {o}/{len(t)} ({o / max(1, len(t)):.0%})\n")
+            f.write(f"--- [{x['source']}/{x['resp_label']}/{x.get('onset_method')}] onset {o}/{len(t)} ({o / max(1, len(t)):.0%})\n")
             f.write(f"PROMPT: {x['prompt'][:150]!r}\n")
             f.write(f"BEFORE: {t[max(0, o - 200):o]!r}\nAFTER : {t[o:o + 160]!r}\n")
     fr = [x["onset"] / max(1, len(x["response"])) for x in items if x.get("onset") is not None]
     print(f"mean onset fraction (chars) {np.mean(fr):.3f}, median {np.median(fr):.3f}")
+    from collections import Counter
+    print(Counter(x.get("onset_method") for x in items if x.get("onset") is not None and not x.get("spans")))
 
 
 if __name__ == "__main__":

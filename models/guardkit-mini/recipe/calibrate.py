@@ -1,0 +1,112 @@
+"""Choose the unsafe-logit offsets on the DEV split and bake them into model.onnx.
+
+The runtime's default rule uses a fixed 0.5 threshold on p_unsafe, so instead of a
+threshold we shift the bias of the 'unsafe' column of the risk classifiers (response
+head and prompt head) by a constant.  The offset is picked on dev (never test) to
+maximise F1 (unsafe vs rest) under the runtime rule, subject to a benign
+false-positive rate <= --max-fpr.  Adding a constant to one logit is exact and
+per-token, so chunk invariance is untouched.  The same offsets are applied to
+work/model.fp32.onnx so quantised-vs-fp32 agreement stays comparable.
+
+Usage:  python models/guardkit-mini/recipe/calibrate.py [--max-fpr 0.04]
+Writes the chosen offsets to work/calibration.json and patches the ONNX files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from tokenizers import Tokenizer
+
+from bench import Runner
+from evaluate import MAX_RESP, f1, halt_index, render, softmax
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUNDLE = os.path.dirname(HERE)
+WORK = os.path.join(BUNDLE, "work")
+
+
+def patch(path, resp_delta, prompt_delta):
+    m = onnx.load(path)
+    inits = {i.name: i for i in m.graph.initializer}
+    done = 0
+    for node in m.graph.node:
+        for head, d in (("/m/resp_head/risk/Add", resp_delta), ("/m/prompt_head/risk/Add", prompt_delta)):
+            if node.name == head:
+                bname = [n for n in node.input if n in inits][0]
+                b = numpy_helper.to_array(inits[bname]).copy()
+                b[2] += d
+                inits[bname].CopyFrom(numpy_helper.from_array(b, bname))
+                done += 1
+    assert done == 2, f"risk bias nodes not found in {path}"
+    onnx.save(m, path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=os.path.join(BUNDLE, "model.onnx"))
+    ap.add_argument("--max-fpr", type=float, default=0.04)
+    ap.add_argument("--limit", type=int, default=2500)
+    args = ap.parse_args()
+    tok = Tokenizer.from_file(os.path.join(BUNDLE, "tokenizer.json"))
+    items = [json.loads(l) for l in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8")]
+    dev = [x for x in items if x["split"] == "dev"]
+    run = Runner(args.model, threads=2)
+    rng = np.random.RandomState(0)
+    resp = [x for x in dev if x["kind"] == "response"]
+    resp = [resp[i] for i in rng.permutation(len(resp))[: args.limit]]
+    logits = []
+    for x in resp:
+        pids = render(tok, x)
+        rids = tok.encode(x["response"], add_special_tokens=False).ids[:MAX_RESP]
+        ids = np.array([pids + rids], np.int64)
+        logits.append(run.run_chunked(ids, ids.shape[1])[0][0, len(pids):])
+    gold = np.array([x["resp_label"] == "unsafe" for x in resp])
+    safe = np.array([x["resp_label"] == "safe" for x in resp])
+    seen, prompts = set(), []
+    for x in dev:
+        if x.get("prompt_label") and x["prompt"] and x["prompt"] not in seen:
+            seen.add(x["prompt"])
+            prompts.append(x)
+    plog = np.array([run.run_chunked(np.array([render(tok, x)], np.int64), len(render(tok, x)))[2][0, -1] for x in prompts])
+    pgold = np.array([x["prompt_label"] == "unsafe" for x in prompts])
+    psafe = np.array([x["prompt_label"] == "safe" for x in prompts])
+    grid = np.round(np.arange(-3.0, 3.01, 0.25), 2)
+    best_r, best_p, table = (None, -1), (None, -1), []
+    for d in grid:
+        pred = []
+        for lg in logits:
+            lg = lg.copy()
+            lg[:, 2] += d
+            pred.append(halt_index(softmax(lg)) is not None)
+        pred = np.array(pred)
+        fr = f1(pred, gold)["f1"]
+        fpr = float(pred[safe].mean())
+        pl = plog.copy()
+        pl[:, 2] += d
+        pp = softmax(pl)[:, 2] >= 0.5
+        fp = f1(pp, pgold)["f1"]
+        pfpr = float(pp[psafe].mean())
+        table.append(dict(delta=float(d), resp_f1=fr, resp_fpr=fpr, prompt_f1=fp, prompt_fpr=pfpr))
+        if fpr <= args.max_fpr and fr > best_r[1]:
+            best_r = (float(d), fr)
+        if pfpr <= args.max_fpr and fp > best_p[1]:
+            best_p = (float(d), fp)
+    for row in table:
+        print(row)
+    rd = best_r[0] if best_r[0] is not None else 0.0
+    pd = best_p[0] if best_p[0] is not None else 0.0
+    print(f"chosen offsets: response {rd} (dev F1 {best_r[1]:.3f}), prompt {pd} (dev F1 {best_p[1]:.3f})")
+    for p in (args.model, os.path.join(WORK, "model.fp32.onnx")):
+        if os.path.exists(p):
+            patch(p, rd, pd)
+    json.dump(dict(response_delta=rd, prompt_delta=pd, dev_response_f1=best_r[1], dev_prompt_f1=best_p[1],
+                   max_fpr=args.max_fpr, table=table), open(os.path.join(WORK, "calibration.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

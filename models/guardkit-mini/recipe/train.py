@@ -1,0 +1,263 @@
+"""Fine-tune guardkit-mini on work/corpus.jsonl (CPU friendly, resumable).
+
+Input rendering matches the runtime template exactly:
+    prompt ids   = encode("[CLS] " + prompt + " [SEP]")      (no special tokens added)
+    response ids = encode(response)
+Prompt text is truncated to its first --max-prompt content tokens, the whole
+sequence to --max-len tokens (training only; evaluation uses longer sequences).
+
+Loss (SCM-style dual supervision, Qwen3Guard-style heads):
+  * token CE of the response risk head on every response token (labels from onsets:
+    tokens ending after the onset take the response label, earlier ones are safe),
+    averaged per sequence;
+  * response-level term: CE at the last response token, plus for safe responses
+    -log(1 - max_t p_unsafe(t)) (a safe response must never spike, which is what the
+    two-consecutive-tokens streaming rule punishes);
+  * category CE only on controversial/unsafe tokens with a known category (x0.5);
+  * prompt risk CE (+ category CE x0.5) only at the prompt's last token ([SEP]).
+
+Usage:  python models/guardkit-mini/recipe/train.py [--minutes 55] [--threads 2]
+Writes work/train.log and work/ckpt.pt (every --save-every steps; rerun to resume).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from model import CATEGORIES, PROMPT_CATEGORIES, RISK_LABELS, GuardMini
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUNDLE = os.path.dirname(HERE)
+WORK = os.path.join(BUNDLE, "work")
+RISK = {l: i for i, l in enumerate(RISK_LABELS)}
+CAT = {c: i for i, c in enumerate(CATEGORIES)}
+PCAT = {c: i for i, c in enumerate(PROMPT_CATEGORIES)}
+
+
+def tokenizer() -> Tokenizer:
+    t = Tokenizer.from_file(os.path.join(BUNDLE, "tokenizer.json"))
+    t.no_padding()
+    t.no_truncation()
+    return t
+
+
+def prompt_ids(tok, prompt: str, max_prompt: int | None = None):
+    ids = tok.encode("[CLS] " + prompt + " [SEP]", add_special_tokens=False).ids
+    if max_prompt is not None and len(ids) > max_prompt + 2:
+        ids = ids[: max_prompt + 1] + [ids[-1]]
+    return ids
+
+
+def encode(tok, x, max_prompt=64, max_len=160):
+    """Return dict(ids, tok_risk, tok_cat, sep, p_risk, p_cat) for one corpus item."""
+    p = prompt_ids(tok, x["prompt"], max_prompt if x["kind"] == "response" else max_len - 2)
+    ids, tr, tc = list(p), [-100] * len(p), [-100] * len(p)
+    sep = len(p) - 1
+    if x["kind"] == "response":
+        enc = tok.encode(x["response"], add_special_tokens=False)
+        room = max_len - len(p)
+        lab = RISK[x["resp_label"]]
+        cat = CAT.get(x.get("resp_cat")) if x.get("resp_cat") else None
+        onset = x.get("onset")
+        for tid, (a, b) in list(zip(enc.ids, enc.offsets))[:room]:
+            harmful = lab != 0 and onset is not None and b > onset
+            ids.append(tid)
+            tr.append(lab if harmful else 0)
+            tc.append(cat if (harmful and cat is not None) else -100)
+    pr = RISK[x["prompt_label"]] if x.get("prompt_label") else -100
+    pc = PCAT.get(x.get("prompt_cat"), -100) if (x.get("prompt_cat") and pr > 0) else -100
+    return dict(ids=ids, tok_risk=tr, tok_cat=tc, sep=sep, p_risk=pr, p_cat=pc)
+
+
+def collate(batch):
+    n = max(len(b["ids"]) for b in batch)
+    B = len(batch)
+    ids = torch.zeros(B, n, dtype=torch.long)
+    am = torch.zeros(B, n, dtype=torch.long)
+    tr = torch.full((B, n), -100, dtype=torch.long)
+    tc = torch.full((B, n), -100, dtype=torch.long)
+    for i, b in enumerate(batch):
+        L = len(b["ids"])
+        ids[i, :L] = torch.tensor(b["ids"])
+        am[i, :L] = 1
+        tr[i, :L] = torch.tensor(b["tok_risk"])
+        tc[i, :L] = torch.tensor(b["tok_cat"])
+    pos = torch.arange(n).unsqueeze(0).expand(B, n).contiguous()
+    sep = torch.tensor([b["sep"] for b in batch])
+    return ids, am, pos, tr, tc, sep, torch.tensor([b["p_risk"] for b in batch]), torch.tensor([b["p_cat"] for b in batch])
+
+
+def loss_fn(model, batch):
+    ids, am, pos, tr, tc, sep, pr, pc = batch
+    risk, cat, prisk, pcat, _ = model(ids, am, pos)
+    B = ids.shape[0]
+    valid = tr >= 0
+    losses = {}
+    # per-token response risk CE, averaged per sequence then over sequences with a response
+    ce = F.cross_entropy(risk.transpose(1, 2), tr, ignore_index=-100, reduction="none")
+    ntok = valid.sum(1)
+    has = ntok > 0
+    if has.any():
+        losses["tok"] = ((ce * valid).sum(1)[has] / ntok[has]).mean()
+        last = (valid.long() * torch.arange(ids.shape[1])).argmax(1)
+        rows = torch.arange(B)[has]
+        losses["seq"] = F.cross_entropy(risk[rows, last[has]], tr[rows, last[has]])
+        safe_rows = has & (tr[torch.arange(B), last] == 0)
+        if safe_rows.any():
+            pu = torch.softmax(risk, -1)[..., 2].masked_fill(~valid, 0.0)
+            mx = pu[safe_rows].max(1).values
+            losses["spike"] = 0.5 * (-torch.log1p(-mx.clamp(max=1 - 1e-6))).mean()
+    if (tc >= 0).any():
+        losses["cat"] = 0.5 * F.cross_entropy(cat.transpose(1, 2), tc, ignore_index=-100)
+    ar = torch.arange(B)
+    if (pr >= 0).any():
+        losses["prompt"] = F.cross_entropy(prisk[ar, sep], pr, ignore_index=-100)
+    if (pc >= 0).any():
+        losses["pcat"] = 0.5 * F.cross_entropy(pcat[ar, sep], pc, ignore_index=-100)
+    return sum(losses.values()), {k: float(v) for k, v in losses.items()}
+
+
+def batches(encoded, tokens_per_batch, seed):
+    """Length-bucketed batches (pad waste stays small), shuffled."""
+    rnd = random.Random(seed)
+    idx = list(range(len(encoded)))
+    rnd.shuffle(idx)
+    out = []
+    for c in range(0, len(idx), 2000):
+        chunk = sorted(idx[c:c + 2000], key=lambda i: len(encoded[i]["ids"]))
+        cur, mx = [], 0
+        for i in chunk:
+            L = len(encoded[i]["ids"])
+            if cur and max(mx, L) * (len(cur) + 1) > tokens_per_batch:
+                out.append(cur)
+                cur, mx = [], 0
+            cur.append(i)
+            mx = max(mx, L)
+        if cur:
+            out.append(cur)
+    rnd.shuffle(out)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=55.0, help="wall-clock budget used to size the schedule")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-len", type=int, default=160)
+    ap.add_argument("--max-prompt", type=int, default=64)
+    ap.add_argument("--tokens-per-batch", type=int, default=3072)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--head-lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int, default=0, help="total steps (0 = estimate from --minutes)")
+    ap.add_argument("--save-every", type=int, default=50)
+    ap.add_argument("--bench", type=int, default=0, help="only time this many steps and exit")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    os.makedirs(WORK, exist_ok=True)
+    log = open(os.path.join(WORK, "train.log"), "a")
+
+    def say(*a):
+        s = time.strftime("%H:%M:%S ") + " ".join(str(x) for x in a)
+        print(s, flush=True)
+        log.write(s + "\n")
+        log.flush()
+
+    tok = tokenizer()
+    items = [json.loads(l) for l in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8")]
+    train = [x for x in items if x["split"] == "train"]
+    enc = [encode(tok, x, args.max_prompt, args.max_len) for x in train]
+    say(f"train items {len(enc)}, tokens {sum(len(e['ids']) for e in enc)}")
+
+    model = GuardMini().load_backbone()
+    head_params = [p for n, p in model.named_parameters() if n.startswith(("resp_head", "prompt_head"))]
+    body_params = [p for n, p in model.named_parameters() if not n.startswith(("resp_head", "prompt_head"))]
+    opt = torch.optim.AdamW([{"params": body_params, "lr": args.lr}, {"params": head_params, "lr": args.head_lr}],
+                            weight_decay=0.01)
+    ckpt_path = os.path.join(WORK, "ckpt.pt")
+    state = dict(step=0, epoch=0, batch_in_epoch=0, total=args.steps)
+    if os.path.exists(ckpt_path) and not args.bench:
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        state = ck["state"]
+        say(f"resumed at step {state['step']} / {state['total']}")
+
+    if args.bench:
+        model.train()
+        bl = batches(enc, args.tokens_per_batch, 0)
+        t0 = time.time()
+        for b in bl[: args.bench]:
+            loss, _ = loss_fn(model, collate([enc[i] for i in b]))
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        dt = (time.time() - t0) / args.bench
+        say(f"bench: {dt:.2f}s/step, {len(bl)} steps/epoch -> {dt * len(bl) / 60:.1f} min/epoch")
+        return
+
+    if not state["total"]:
+        # size the schedule from a short timing run
+        model.train()
+        bl = batches(enc, args.tokens_per_batch, 123)
+        t0 = time.time()
+        for b in bl[:5]:
+            loss, _ = loss_fn(model, collate([enc[i] for i in b]))
+            loss.backward()
+            opt.zero_grad()
+        dt = (time.time() - t0) / 5 * 1.1
+        state["total"] = int(args.minutes * 60 / dt)
+        say(f"{dt:.2f}s/step -> {state['total']} steps in {args.minutes} min ({len(bl)} steps/epoch)")
+
+    total, warm = state["total"], max(20, state["total"] // 20)
+
+    def lr_scale(step):
+        return step / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    def save():
+        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), state=state), ckpt_path + ".tmp")
+        os.replace(ckpt_path + ".tmp", ckpt_path)
+
+    model.train()
+    t0 = time.time()
+    agg = {}
+    while state["step"] < total:
+        bl = batches(enc, args.tokens_per_batch, 1000 + state["epoch"])
+        for bi in range(state["batch_in_epoch"], len(bl)):
+            if state["step"] >= total:
+                break
+            for g, base in zip(opt.param_groups, (args.lr, args.head_lr)):
+                g["lr"] = base * lr_scale(state["step"])
+            loss, parts = loss_fn(model, collate([enc[i] for i in bl[bi]]))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad()
+            state["step"] += 1
+            state["batch_in_epoch"] = bi + 1
+            for k, v in parts.items():
+                agg.setdefault(k, []).append(v)
+            if state["step"] % 20 == 0:
+                msg = " ".join(f"{k}={sum(v) / len(v):.3f}" for k, v in agg.items())
+                say(f"step {state['step']}/{total} ep {state['epoch']} {msg} ({(time.time() - t0) / 60:.1f} min)")
+                agg = {}
+            if state["step"] % args.save_every == 0:
+                save()
+        else:
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+    save()
+    torch.save(model.state_dict(), os.path.join(WORK, "final.pt"))
+    say("done")
+
+
+if __name__ == "__main__":
+    main()
