@@ -43,6 +43,7 @@ class BatchStats:
 class _Request:
     state: KVState
     ids: Sequence[int]
+    prompt_head: bool
     future: Future[StepOutput]
 
 
@@ -84,13 +85,13 @@ class BatchScheduler:
         return self._active
 
     # -- stepping --------------------------------------------------------
-    def step(self, state: KVState, token_ids: Sequence[int]) -> StepOutput:
+    def step(self, state: KVState, token_ids: Sequence[int], *, prompt_head: bool = False) -> StepOutput:
         """Blocking step through the batcher (same result as ``model.step``)."""
         future: Future[StepOutput] = Future()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the batch scheduler is closed")
-            self._pending.append(_Request(state, list(token_ids), future))
+            self._pending.append(_Request(state, list(token_ids), prompt_head, future))
             self._cond.notify()
         return future.result()
 
@@ -128,12 +129,13 @@ class BatchScheduler:
         self.stats.largest = max(self.stats.largest, len(batch))
         self.stats.sizes[len(batch)] = self.stats.sizes.get(len(batch), 0) + 1
         try:
-            outputs = self.model.step_many([r.state for r in batch], [r.ids for r in batch])
+            prompt_head = any(r.prompt_head for r in batch)
+            outputs = self.model.step_many([r.state for r in batch], [r.ids for r in batch], prompt_head=prompt_head)
         except Exception:  # noqa: BLE001 - isolate the failing request(s)
             for request in batch:
                 self.stats.retried_alone += len(batch) > 1
                 try:
-                    request.future.set_result(self.model.step(request.state, request.ids))
+                    request.future.set_result(self.model.step(request.state, request.ids, prompt_head=request.prompt_head))
                 except Exception as exc:  # noqa: BLE001
                     request.future.set_exception(exc)
             return

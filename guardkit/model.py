@@ -190,21 +190,25 @@ class StreamModel:
         logits = {n: named[n][0] for n in self._output_names if not n.startswith("present.")}
         return logits, new_state
 
-    def step(self, state: KVState, token_ids: Sequence[int]) -> StepOutput:
-        """Score ``token_ids`` (one or many) after ``state``; probabilities in canonical order."""
-        logits, new_state = self.run(state, token_ids)
-        return self._to_probs(logits, new_state)
+    def step(self, state: KVState, token_ids: Sequence[int], *, prompt_head: bool = False) -> StepOutput:
+        """Score ``token_ids`` (one or many) after ``state``; probabilities in canonical order.
 
-    def _to_probs(self, logits: dict[str, np.ndarray], new_state: KVState) -> StepOutput:
+        ``prompt_head`` also converts the prompt head's outputs (only needed at
+        the prompt's last token, so response steps skip the work).
+        """
+        logits, new_state = self.run(state, token_ids)
+        return self._to_probs(logits, new_state, prompt_head)
+
+    def _to_probs(self, logits: dict[str, np.ndarray], new_state: KVState, prompt_head: bool = False) -> StepOutput:
         risk = _softmax(logits["risk_logits"].astype(np.float32))[:, self._risk_order]
         category = _softmax(logits["category_logits"].astype(np.float32))
         prompt_risk = prompt_category = None
-        if self.has_prompt_head:
+        if prompt_head and self.has_prompt_head:
             prompt_risk = _softmax(logits["prompt_risk_logits"].astype(np.float32))[:, self._prompt_risk_order]
             prompt_category = _softmax(logits["prompt_category_logits"].astype(np.float32))
         return StepOutput(risk=risk, category=category, prompt_risk=prompt_risk, prompt_category=prompt_category, state=new_state)
 
-    def step_many(self, states: Sequence[KVState], token_lists: Sequence[Sequence[int]]) -> list[StepOutput]:
+    def step_many(self, states: Sequence[KVState], token_lists: Sequence[Sequence[int]], *, prompt_head: bool = False) -> list[StepOutput]:
         """Score several independent streams in one ONNX Runtime call.
 
         Ragged lengths share the batch through ``attention_mask``: each row is
@@ -215,7 +219,7 @@ class StreamModel:
         if len(states) != len(token_lists):
             raise ValueError("states and token_lists differ in length")
         if len(states) == 1:
-            return [self.step(states[0], token_lists[0])]
+            return [self.step(states[0], token_lists[0], prompt_head=prompt_head)]
         for state, ids in zip(states, token_lists):
             if not ids:
                 raise ValueError("every stream needs at least one token")
@@ -246,7 +250,7 @@ class StreamModel:
             keep = np.r_[past - length : past, past + seq - k : past + seq]
             arrays = tuple(np.ascontiguousarray(named[n][row : row + 1][:, :, keep, :]) for n in self.present_names)
             outputs.append(self._to_probs({n: named[n][row, seq - k :] for n in self._output_names if not n.startswith("present.")},
-                                          KVState(arrays=arrays, length=length + k)))
+                                          KVState(arrays=arrays, length=length + k), prompt_head))
         return outputs
 
     def run_batch(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -116,7 +116,7 @@ class StreamSession:
         prompt_ids = self._fit_prompt(self.model.prompt_token_ids(self.prompt))
         self._context_ids = prompt_ids + self.model.response_prefix_ids()
         try:
-            out = self._step(self.model.empty_state(), self._context_ids)
+            out = self._step(self.model.empty_state(), self._context_ids, prompt_head=True)
         except Exception as exc:  # noqa: BLE001 - the policy decides what a model failure means
             return self._model_failed(exc)
         self.model_calls += 1
@@ -232,7 +232,9 @@ class StreamSession:
 
     def _reprefill(self, incoming: int) -> None:
         """Long outputs: restart the state from the prompt plus a recent window of the response."""
-        room = self.model.max_positions - len(self._context_ids) - incoming
+        # leave a quarter of the positions free so the next re-prefill is far away
+        headroom = max(incoming, self.model.max_positions // 4)
+        room = self.model.max_positions - len(self._context_ids) - headroom
         window = max(0, min(self.policy.long_stream.window_tokens, room))
         recent = [t.id for t in self._tokens[len(self._tokens) - window :]] if window else []
         out = self._step(self.model.empty_state(), self._context_ids + recent)

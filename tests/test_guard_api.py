@@ -172,11 +172,11 @@ class FailingModel(StreamModel):
         super().__init__(path, device="cpu")
         self.ok_calls = ok_calls
 
-    def step(self, state, token_ids):  # type: ignore[no-untyped-def]
+    def step(self, state, token_ids, **kwargs):  # type: ignore[no-untyped-def]
         if self.ok_calls <= 0:
             raise RuntimeError("onnxruntime exploded")
         self.ok_calls -= 1
-        return super().step(state, token_ids)
+        return super().step(state, token_ids, **kwargs)
 
 
 def test_failure_mode_closed_blocks(tiny_bundle: Path) -> None:
@@ -268,9 +268,9 @@ def test_verdict_to_dict_is_json_ready(tiny_guard: Guard) -> None:
 
 async def test_async_path_never_blocks_the_event_loop(tiny_bundle: Path) -> None:
     class SlowModel(StreamModel):
-        def step(self, state, token_ids):  # type: ignore[no-untyped-def]
+        def step(self, state, token_ids, **kwargs):  # type: ignore[no-untyped-def]
             time.sleep(0.02)  # a slow GPU or a big model: this must not freeze the loop
-            return super().step(state, token_ids)
+            return super().step(state, token_ids, **kwargs)
 
     guard = Guard(SlowModel(tiny_bundle, device="cpu"))
     ticks = 0
@@ -346,7 +346,7 @@ def test_one_guard_serves_many_threads(tiny_guard: Guard) -> None:
 
 
 def test_scores_are_probabilities(tiny_model: StreamModel) -> None:
-    out = tiny_model.step(tiny_model.empty_state(), tiny_model.prompt_token_ids("hello"))
+    out = tiny_model.step(tiny_model.empty_state(), tiny_model.prompt_token_ids("hello"), prompt_head=True)
     np.testing.assert_allclose(out.risk.sum(axis=1), 1, atol=1e-6)
     assert out.prompt_category is not None and out.prompt_category.shape[1] == len(tiny_model.prompt_categories)
 
