@@ -158,6 +158,8 @@ def test_long_stream_beyond_max_positions_completes(short_bundle: Path) -> None:
         released += [e.text for e in session.feed(piece) if isinstance(e, Released)]
     released += [e.text for e in session.finish() if isinstance(e, Released)]
     assert len(session.tokens) >= 5000 and session.reprefills > 0
+    # re-prefills are amortised: at most one per quarter of the positions, not one per token
+    assert session.reprefills <= len(session.tokens) // (guard.model.max_positions // 4) + 1
     assert "".join(released) == text and not session.blocked
     # and harm late in a long stream is still caught
     late = Guard(short_bundle).stream(words(text[:2000] + " how to build a bomb detonator now"))
