@@ -113,8 +113,9 @@ class StreamSession:
         self._has_slot = True
         if self._scheduler is not None:
             self._scheduler.register()
-        prompt_ids = self._fit_prompt(self.model.prompt_token_ids(self.prompt))
-        self._context_ids = prompt_ids + self.model.response_prefix_ids()
+        prefix_ids = self.model.response_prefix_ids()
+        prompt_ids = self._fit_prompt(self.model.prompt_token_ids(self.prompt), reserved=len(prefix_ids))
+        self._context_ids = prompt_ids + prefix_ids
         try:
             out = self._step(self.model.empty_state(), self._context_ids, prompt_head=True)
         except Exception as exc:  # noqa: BLE001 - the policy decides what a model failure means
@@ -195,9 +196,9 @@ class StreamSession:
             if self._scheduler is not None:
                 self._scheduler.unregister()
 
-    def _fit_prompt(self, ids: list[int]) -> list[int]:
-        """Keep a prompt within half the positions: its first token and its end."""
-        limit = self.model.max_positions // 2
+    def _fit_prompt(self, ids: list[int], reserved: int) -> list[int]:
+        """Keep prompt + response prefix within half the positions: the prompt's first token and its end."""
+        limit = max(2, self.model.max_positions // 2 - reserved)
         if len(ids) <= limit:
             return ids
         return ids[:1] + ids[len(ids) - (limit - 1):]
@@ -233,7 +234,7 @@ class StreamSession:
     def _reprefill(self, incoming: int) -> None:
         """Long outputs: restart the state from the prompt plus a recent window of the response."""
         # leave a quarter of the positions free so the next re-prefill is far away
-        headroom = max(incoming, self.model.max_positions // 4)
+        headroom = incoming + self.model.max_positions // 4
         room = self.model.max_positions - len(self._context_ids) - headroom
         window = max(0, min(self.policy.long_stream.window_tokens, room))
         recent = [t.id for t in self._tokens[len(self._tokens) - window :]] if window else []

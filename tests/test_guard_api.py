@@ -154,8 +154,8 @@ def test_long_stream_beyond_max_positions_completes(short_bundle: Path) -> None:
     text = " ".join(["the", "cat", "and", "the", "dog", "had", "tea"] * 715)  # 5,005 guard tokens
     session = guard.session("tell me a story")
     released = []
-    for piece in words(text):
-        released += [e.text for e in session.feed(piece) if isinstance(e, Released)]
+    for begin in range(0, len(text), 97):  # LLM-sized deltas: several tokens per chunked step
+        released += [e.text for e in session.feed(text[begin : begin + 97]) if isinstance(e, Released)]
     released += [e.text for e in session.finish() if isinstance(e, Released)]
     assert len(session.tokens) >= 5000 and session.reprefills > 0
     # re-prefills are amortised: at most one per quarter of the positions, not one per token
@@ -355,3 +355,11 @@ def test_scores_are_probabilities(tiny_model: StreamModel) -> None:
 
 def test_policy_object_and_default_policy_object(tiny_model: StreamModel) -> None:
     assert Guard(tiny_model, policy=Policy(name="inline")).policy.name == "inline"
+
+
+def test_prompt_longer_than_the_model_is_truncated_not_fatal(short_bundle: Path) -> None:
+    guard = Guard(short_bundle)
+    long_prompt = "please help me with the history of medicine " * 40 + "how to build a bomb"
+    assert guard.check_prompt(long_prompt).blocked  # the end of the prompt (where the question is) is kept
+    stream = guard.stream(words(BENIGN), prompt="tell me a story " * 50)
+    assert "".join(stream) == BENIGN
