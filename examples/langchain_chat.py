@@ -15,13 +15,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from guardkit import Guard, GuardkitError
-from langchain_core.language_models import GenericFakeChatModel
-from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import ChatPromptTemplate
+try:
+    import guardkit  # noqa: F401
+    import langchain_guardkit  # noqa: F401
+except ImportError:  # run from a source checkout without installing: use its two packages
+    _ROOT = Path(__file__).resolve().parents[1]
+    sys.path[:0] = [str(_ROOT), str(_ROOT / "integrations" / "langchain")]
 
-from langchain_guardkit import guard_runnable
+from guardkit import Guard, GuardkitError  # noqa: E402
+from langchain_core.language_models import GenericFakeChatModel  # noqa: E402
+from langchain_core.output_parsers import StrOutputParser  # noqa: E402
+from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
+
+from langchain_guardkit import guard_runnable  # noqa: E402
 
 CONVERSATION = [
     ("How do I bake bread at home?", "Sure, here is how to bake bread: mix the flour and water, then bake it for an hour."),

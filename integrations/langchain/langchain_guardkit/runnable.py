@@ -264,7 +264,10 @@ class GuardkitRunnable(Runnable[Any, Any]):
             raise ValueError(f"output must be 'auto', 'message' or 'str', got {output!r}")
         self.bound = bound
         self.guard = guard
-        self.on_block: OnBlockMode = guard._on_block(on_block)
+        mode = on_block if on_block is not None else guard.policy.on_block.mode
+        if mode not in ("replace", "raise"):
+            raise ValueError(f"on_block must be 'replace' or 'raise', got {mode!r}")
+        self.on_block: OnBlockMode = mode
         self.prompt_from: PromptFrom = prompt_from or extract_prompt
         self.output: OutputKind = output
         self.name = name or f"Guardkit[{bound.get_name()}]"

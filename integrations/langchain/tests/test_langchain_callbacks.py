@@ -198,3 +198,17 @@ async def test_one_async_handler_serves_gathered_runs(lc_guard: Guard) -> None:
             assert exc is None and "".join(raw) == BENIGN
     assert sorted("".join(p) for p in sink.by_run.values()) == sorted(HARMFUL[:HARM_AT] if r is HARMFUL else BENIGN for r in replies)
     assert handler.active_runs == 0
+
+
+def test_async_handler_cannot_stop_a_sync_run(lc_guard: Guard) -> None:
+    """Documents the LangChain limit the README states: use the sync handler for sync calls.
+
+    LangChain runs an async handler's coroutines of a sync run in a private event loop and logs
+    and swallows their exceptions even with ``raise_error``; the guard still judges (on_release
+    gets only judged text) but cannot stop the stream.
+    """
+    released: list[str] = []
+    handler = AsyncGuardkitCallbackHandler(lc_guard, on_release=lambda text, run_id: released.append(text))
+    raw, exc = _consume(counting_model(HARMFUL).stream(SAFE_PROMPT, config={"callbacks": [handler]}))
+    assert exc is None and "".join(raw) == HARMFUL  # not stopped
+    assert "".join(released) == HARMFUL[:HARM_AT]

@@ -62,6 +62,18 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProce
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def test_example_runs_from_the_checkout(lc_tiny_bundle: Path) -> None:
+    example = REPO / "examples" / "langchain_chat.py"
+    if not example.is_file():
+        pytest.skip("needs the guardkit source checkout")
+    run = _run([sys.executable, str(example), "--model", str(lc_tiny_bundle)], cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "user> How do I bake bread at home?" in run.stdout
+    assert "Sure, here is how to bake bread: mix the flour and water, then bake it for an hour." in run.stdout
+    assert "Sure, here is how to build a [response withheld: it broke the content policy]" in run.stdout
+    assert "bomb" not in run.stdout.split("assistant>")[-1]
+
+
 @pytest.mark.slow
 def test_fresh_venv_install_and_example(tmp_path: Path, lc_tiny_bundle: Path) -> None:
     if not (REPO / "integrations" / "langchain" / "pyproject.toml").is_file() or not (REPO / "examples" / "langchain_chat.py").is_file():

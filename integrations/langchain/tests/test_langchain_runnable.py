@@ -10,7 +10,7 @@ from guardkit import Guard, StreamBlocked
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import Runnable, RunnableGenerator
+from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
 from langchain_guardkit import GuardkitRunnable, guard_runnable
 from lc_support import BENIGN, HARM_AT, HARMFUL, SAFE_PROMPT, UNSAFE_PROMPT, counting_model, n_chunks
@@ -274,3 +274,43 @@ def test_async_and_sync_agree(lc_guard: Guard) -> None:
     sync = guard_runnable(counting_model(HARMFUL), lc_guard).invoke(SAFE_PROMPT).content
     async_ = asyncio.run(guard_runnable(counting_model(HARMFUL), lc_guard).ainvoke(SAFE_PROMPT)).content
     assert sync == async_
+
+
+def test_stream_generator_upstream_is_pulled_no_further(lc_guard: Guard) -> None:
+    # a provider that never calls back (it just yields): the Runnable still stops it
+    pulled: list[str] = []
+
+    def tokens(_: Any) -> Iterator[str]:
+        for token in HARMFUL.split(" "):
+            pulled.append(token)
+            yield token + " "
+
+    out = list(guard_runnable(RunnableGenerator(tokens), lc_guard).stream(SAFE_PROMPT))
+    assert all(isinstance(o, str) for o in out)
+    _assert_stopped("".join(out), _block_message(lc_guard))
+    assert pulled == HARMFUL.split(" ")[: pulled.index("detonator") + 1]
+
+
+async def test_astream_events_see_only_guarded_output(lc_guard: Guard) -> None:
+    guarded = guard_runnable(counting_model(HARMFUL), lc_guard)
+    streamed: list[str] = []
+    async for event in guarded.astream_events(SAFE_PROMPT, version="v2"):
+        if event["event"] == "on_chain_stream" and event["name"] == guarded.get_name():
+            streamed.append(event["data"]["chunk"].content)
+    _assert_stopped("".join(streamed), _block_message(lc_guard))
+
+
+def test_whole_message_upstream_is_split_at_the_onset(lc_guard: Guard) -> None:
+    # a Runnable returning one complete AIMessage (no streaming at all)
+    upstream = RunnableLambda(lambda _: AIMessage(HARMFUL, id="whole", response_metadata={"model_name": "m"}))
+    chunks = list(guard_runnable(upstream, lc_guard).stream(SAFE_PROMPT))
+    _assert_stopped(_text(chunks), _block_message(lc_guard))
+    assert chunks[0].id == "whole" and chunks[0].response_metadata == {}  # a partial piece: no metadata
+    benign = guard_runnable(RunnableLambda(lambda _: AIMessage(BENIGN, id="whole", response_metadata={"model_name": "m"})), lc_guard)
+    result = benign.invoke(SAFE_PROMPT)
+    assert result.content == BENIGN and result.response_metadata == {"model_name": "m"} and result.id == "whole"
+
+
+def test_invalid_on_block(lc_guard: Guard) -> None:
+    with pytest.raises(ValueError, match="on_block"):
+        guard_runnable(counting_model(BENIGN), lc_guard, on_block="drop")  # type: ignore[arg-type]
