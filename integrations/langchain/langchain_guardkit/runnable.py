@@ -8,6 +8,7 @@ provider, including ones that yield before calling back.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterator, Literal
@@ -43,9 +44,20 @@ def _as_chunk(value: Any) -> Any:
     """Upstream output as something that aggregates with ``+``: str or a message chunk."""
     if isinstance(value, (str, BaseMessageChunk)):
         return value
+    if isinstance(value, AIMessage):
+        return AIMessageChunk(
+            content=value.content, id=value.id, name=value.name, additional_kwargs=value.additional_kwargs,
+            response_metadata=value.response_metadata, usage_metadata=value.usage_metadata,
+            tool_call_chunks=[
+                {"name": c["name"], "args": json.dumps(c["args"]), "id": c.get("id"), "index": i, "type": "tool_call_chunk"}
+                for i, c in enumerate(value.tool_calls)
+            ],
+        )
     if isinstance(value, BaseMessage):
-        from langchain_core.messages.utils import _msg_to_chunk
-
+        try:
+            from langchain_core.messages.utils import _msg_to_chunk
+        except ImportError:  # pragma: no cover - a langchain-core without it
+            return AIMessageChunk(content=value.content, id=value.id)
         return _msg_to_chunk(value)
     raise TypeError(
         f"GuardkitRunnable guards runnables that produce messages or strings; got {type(value).__name__}. "

@@ -314,3 +314,10 @@ def test_whole_message_upstream_is_split_at_the_onset(lc_guard: Guard) -> None:
 def test_invalid_on_block(lc_guard: Guard) -> None:
     with pytest.raises(ValueError, match="on_block"):
         guard_runnable(counting_model(BENIGN), lc_guard, on_block="drop")  # type: ignore[arg-type]
+
+
+def test_whole_message_tool_calls_survive(lc_guard: Guard) -> None:
+    message = AIMessage("sure here is the weather", id="t", tool_calls=[{"name": "weather", "args": {"city": "Paris"}, "id": "call-1"}])
+    result = guard_runnable(RunnableLambda(lambda _: message), lc_guard).invoke(SAFE_PROMPT)
+    assert result.content == "sure here is the weather"
+    assert [(c["name"], c["args"], c["id"]) for c in result.tool_calls] == [("weather", {"city": "Paris"}, "call-1")]
