@@ -141,12 +141,8 @@ class _Shaper:
     def replacement(self, message: str, verdict: Verdict) -> Any:
         if self.kind == "str":
             return message
-        return AIMessageChunk(
-            content=message,
-            id=self.id,
-            response_metadata={"guardkit": verdict.to_dict()},
-            chunk_position="last",
-        )
+        extra: dict[str, Any] = {"chunk_position": "last"} if "chunk_position" in AIMessageChunk.model_fields else {}
+        return AIMessageChunk(content=message, id=self.id, response_metadata={"guardkit": verdict.to_dict()}, **extra)
 
 
 class _UpstreamStopped(GeneratorExit):

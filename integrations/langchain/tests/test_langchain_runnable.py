@@ -45,7 +45,7 @@ def test_stream_stops_harmful_reply_and_the_upstream(lc_guard: Guard) -> None:
     last = chunks[-1]
     assert last.response_metadata["guardkit"]["action"] == "block"
     assert last.response_metadata["guardkit"]["char_offset"] == HARM_AT
-    assert last.chunk_position == "last"
+    assert getattr(last, "chunk_position", "last") == "last"  # langchain-core >= 1.0 has the field
     assert len({c.id for c in chunks}) == 1  # the upstream message id throughout
     assert model.log.produced == PULLED_AT_BLOCK < n_chunks(HARMFUL)
     assert model.log.closed
@@ -55,7 +55,7 @@ def test_stream_passes_benign_reply_token_for_token(lc_guard: Guard) -> None:
     guarded = list(guard_runnable(counting_model(BENIGN), lc_guard).stream(SAFE_PROMPT))
     reference = list(counting_model(BENIGN).stream(SAFE_PROMPT))
     assert [c.content for c in guarded] == [c.content for c in reference]
-    assert [c.chunk_position for c in guarded] == [c.chunk_position for c in reference]
+    assert [getattr(c, "chunk_position", None) for c in guarded] == [getattr(c, "chunk_position", None) for c in reference]
 
 
 def test_stream_on_block_raise(lc_guard: Guard) -> None:
