@@ -212,3 +212,24 @@ def test_async_handler_cannot_stop_a_sync_run(lc_guard: Guard) -> None:
     raw, exc = _consume(counting_model(HARMFUL).stream(SAFE_PROMPT, config={"callbacks": [handler]}))
     assert exc is None and "".join(raw) == HARMFUL  # not stopped
     assert "".join(released) == HARMFUL[:HARM_AT]
+
+
+def test_sync_handler_in_a_chain_checks_the_rendered_human_message(lc_guard: Guard) -> None:
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+
+    prompt = ChatPromptTemplate.from_messages([("system", "You are helpful."), ("human", "{question}")])
+    handler = GuardkitCallbackHandler(lc_guard)
+
+    model = counting_model(BENIGN)
+    with pytest.raises(StreamBlocked) as info:
+        (prompt | model | StrOutputParser()).invoke({"question": UNSAFE_PROMPT}, config={"callbacks": [handler]})
+    assert info.value.verdict.source == "prompt" and model.log.generated == 0
+
+    model = counting_model(HARMFUL)
+    received: list[str] = []
+    with pytest.raises(StreamBlocked):
+        for text in (prompt | model | StrOutputParser()).stream({"question": SAFE_PROMPT}, config={"callbacks": [handler]}):
+            received.append(text)
+    assert HARMFUL.startswith("".join(received)) and model.log.produced < n_chunks(HARMFUL)
+    assert handler.active_runs == 0
