@@ -126,8 +126,11 @@ def run_demo(guard: Guard, out: TextIO = sys.stdout, *, delay: float | None = No
             outcome = "released whole" if ok else "NOT released whole"
         else:
             cut = sample.response.find(sample.harmful_from)
-            ok = stream.blocked and len(released) <= cut
-            outcome = f"halted after {len(released)}/{len(sample.response)} characters" if stream.blocked else "NOT halted"
+            ok = stream.blocked and verdict.source == "response" and len(released) <= cut
+            if stream.blocked and verdict.source == "prompt":
+                outcome = "prompt refused (expected: the response halted mid-stream)"
+            else:
+                outcome = f"halted after {len(released)}/{len(sample.response)} characters" if stream.blocked else "NOT halted"
             if stream.blocked and not ok:
                 outcome += " (late: harmful part partly released)"
         expected += ok

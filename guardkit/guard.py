@@ -64,6 +64,11 @@ class Guard:
             # async streams wait on the batcher in worker threads: enough of them to fill a batch
             self._executor = ThreadPoolExecutor(max_workers=max(32, 2 * max_batch), thread_name_prefix="guardkit")
 
+    @property
+    def executor(self) -> ThreadPoolExecutor | None:
+        """The worker pool async drivers run inference in (``None``: asyncio's default pool)."""
+        return self._executor
+
     def close(self) -> None:
         """Stop the batcher and its worker threads (no-op without batching)."""
         if self.scheduler is not None:

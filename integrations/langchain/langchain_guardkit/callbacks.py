@@ -176,7 +176,7 @@ class _HandlerBase:
 
     async def _off_loop(self, fn: Callable[..., list[Event]], *args: Any) -> list[Event]:
         """Session work in a worker thread: the Guard's pool when it has one (batching), else asyncio's."""
-        executor = getattr(self.guard, "_executor", None)
+        executor = self.guard.executor
         return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
 
     def _blocked_error(self, run_id: UUID, run: _Run, verdict: Verdict) -> StreamBlocked:

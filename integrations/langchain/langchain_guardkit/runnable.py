@@ -369,7 +369,7 @@ class GuardkitRunnable(Runnable[Any, Any]):
                 await it.aclose()  # type: ignore[attr-defined]
 
         extra: dict[str, Any] = {}
-        executor = getattr(self.guard, "_executor", None)  # the Guard's worker pool when it batches
+        executor = self.guard.executor  # the Guard's worker pool when it batches
         if executor is not None:
             extra["executor"] = executor
         guarded = AsyncGuardedStream(
