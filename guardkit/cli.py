@@ -125,6 +125,18 @@ def cmd_policies(args: argparse.Namespace) -> int:
     return EXIT_BLOCKED if failures else EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from guardkit.export import export_qwen3guard_stream
+
+    progress = (lambda m: print(f"... {m}", file=sys.stderr, flush=True)) if not args.quiet else None
+    result = export_qwen3guard_stream(args.src, args.out, dtype=args.dtype, int8=args.int8, progress=progress)
+    if result.ignored_keys:
+        print(f"note: ignored unused checkpoint tensors: {', '.join(result.ignored_keys)}", file=sys.stderr)
+    print(f"note: {result.template_note}", file=sys.stderr)
+    print(f"wrote {result.path} ({', '.join(result.files)})")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from guardkit.bench import print_report, run_bench
 
@@ -172,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     policies.add_argument("action", choices=["list", "show", "validate"])
     policies.add_argument("targets", nargs="*", help="policy names or YAML files")
     policies.set_defaults(func=cmd_policies)
+
+    export = sub.add_parser("export", help="export an upstream checkpoint to a guardkit model bundle (needs guardkit[export])")
+    export.add_argument("format", choices=["qwen3guard-stream"], help="the checkpoint's model family")
+    export.add_argument("src", help="local checkpoint directory (config.json, *.safetensors, tokenizer files)")
+    export.add_argument("out", help="bundle directory to create (must not exist or be empty)")
+    export.add_argument("--dtype", default="fp32", help="weights and KV state: fp32 (default, CPU) or fp16 (GPU)")
+    export.add_argument("--int8", action="store_true", help="8-bit weight-only quantization of the projections (MatMulNBits)")
+    export.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    export.set_defaults(func=cmd_export)
 
     bench = sub.add_parser("bench", help="measure step, session, chunking and re-scoring costs side by side")
     bench.add_argument("--model", default=None)
