@@ -153,6 +153,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from guardkit.evaluation.commands import run_eval
+
+    return run_eval(args)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from guardkit.evaluation.commands import run_calibrate
+
+    return run_calibrate(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guardkit", description="Streaming safety guard for LLM output.")
     from guardkit import __version__
@@ -203,6 +215,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--streams", default=None, help="concurrent stream counts, e.g. 1,8,32,64")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
+
+    evaluate = sub.add_parser("eval", help="measure the guard on a labelled JSONL file (see README: Evaluate and calibrate)")
+    evaluate.add_argument("data", nargs="?", default=None, help="evaluation JSONL file")
+    evaluate.add_argument("--builtin", action="store_true", help="use the small public evaluation set shipped with guardkit")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON (no progress bar)")
+    evaluate.add_argument("--report", default=None, metavar="DIR", help="write PNG plots and summary.md to DIR (needs guardkit[plot])")
+    evaluate.add_argument("--strict", action="store_true", help="stop at the first malformed line (default: skip it with a warning)")
+    evaluate.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    evaluate.set_defaults(func=cmd_eval)
+
+    calibrate = sub.add_parser("calibrate", help="fit unsafe thresholds to a target false-positive rate and write a policy")
+    calibrate.add_argument("data", help="evaluation JSONL file")
+    calibrate.add_argument("--target-fpr", type=float, default=0.02, help="false-positive rate on safe items to stay at or under (default 0.02)")
+    calibrate.add_argument("--base-policy", default="default", help="policy to extend: built-in name or YAML file (default: default)")
+    calibrate.add_argument("-o", "--output", required=True, help="policy YAML to write")
+    calibrate.add_argument("--model", default=None, help="model bundle directory (default: the shipped guardkit-mini)")
+    calibrate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    calibrate.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    calibrate.add_argument("--global-only", action="store_true", help="fit only the global thresholds, no per-category ones")
+    calibrate.add_argument("--min-safe", type=int, default=20, help="refuse with fewer safe response items (default 20)")
+    calibrate.add_argument("--min-unsafe", type=int, default=10, help="refuse with fewer unsafe response items (default 10)")
+    calibrate.add_argument("--json", action="store_true")
+    calibrate.add_argument("--strict", action="store_true", help="stop at the first malformed line")
+    calibrate.set_defaults(func=cmd_calibrate)
     return parser
 
 
