@@ -392,3 +392,33 @@ def test_clear_errors(tmp_path, tiny, capsys):
     assert "lacks the tokenizer files" in run(str(no_tok), str(tmp_path / "o3"))
     assert "unsupported dtype 'bf16'" in run(str(src), str(tmp_path / "o4"), "--dtype", "bf16")
     assert not (tmp_path / "o4").exists()
+
+
+# -- the example and the benchmark script ------------------------------------------------
+
+
+def test_example_exports_then_guards(tiny, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    src, _, _ = tiny
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    bundle = tmp_path / "example-bundle"
+    proc = subprocess.run([sys.executable, str(root / "examples" / "qwen3guard_stream.py"), str(src), "--bundle", str(bundle),
+                           "--device", "cpu", "--prompt", "hello", "--response", TEXTS[0]],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (bundle / "guardkit.json").is_file()
+    assert "verdict:" in proc.stdout and "chat template verified" in proc.stderr
+
+
+def test_bench_script_smoke(tmp_path, capsys):
+    from guardkit.export import bench_qwen3guard
+
+    report = tmp_path / "bench.txt"
+    assert bench_qwen3guard.main(["--variants", "tiny:fp32,tiny:int8", "--context", "16", "--tokens", "16", "--lengths", "32",
+                                  "--repeats", "1", "--out", str(report)]) == 0
+    text = report.read_text()
+    assert "| tiny | fp32 |" in text and "| tiny | int8 |" in text and "re-prefill @32" in text
