@@ -224,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--report", default=None, metavar="DIR", help="write PNG plots and summary.md to DIR (needs guardkit[plot])")
     evaluate.add_argument("--strict", action="store_true", help="stop at the first malformed line (default: skip it with a warning)")
     evaluate.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    evaluate.add_argument("--items", default=None, metavar="FILE", help="also write one JSON line per item (verdicts, scores)")
     evaluate.set_defaults(func=cmd_eval)
 
     calibrate = sub.add_parser("calibrate", help="fit unsafe thresholds to a target false-positive rate and write a policy")

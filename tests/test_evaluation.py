@@ -139,8 +139,10 @@ def test_malformed_lines_reported_with_line_numbers(tmp_path: Path) -> None:
 
 def test_cli_skips_or_stops_as_asked(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_jsonl(tmp_path / "bad.jsonl", BAD)
-    assert main(["eval", str(path), "--model", str(tiny_bundle), "--json"]) == 0
+    assert main(["eval", str(path), "--model", str(tiny_bundle), "--json", "--items", str(tmp_path / "items.jsonl")]) == 0
     captured = capsys.readouterr()
+    records = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["kind"]) for r in records] == [(1, "prompt"), (9, "response")] and records[1]["id"] == "keeps-metadata"
     out = json.loads(captured.out)
     assert out["data"]["items"] == 2 and out["data"]["skipped"] == 6
     assert [p["line"] for p in out["data"]["problems"]] == [2, 3, 4, 5, 6, 7]
@@ -211,6 +213,38 @@ def test_threshold_search_on_separable_scores() -> None:
     assert 0.75 < strict_fit.threshold <= above[0] and strict_fit.fp == 0 and strict_fit.tp == len(above)
     loose_fit = calibrate(safe + unsafe, base, ("violent",), (), target_fpr=0.05).response
     assert loose_fit.threshold == 0.45 and (loose_fit.fp, loose_fit.tp) == (1, 12)
+
+
+def test_per_category_threshold_where_the_data_allows() -> None:
+    """Safe items peak at 0.55 in category 1, unsafe ones at 0.5-0.6 in category 0: only a category-0 threshold keeps both."""
+    base = load_policy("default")
+    cats = ("violent", "unethical_acts")
+    rng = random.Random(3)
+
+    def item(peak: float, cat: int, label: str, line: int) -> ItemResult:
+        r = _synthetic([peak, peak], label, line)
+        scores = TokenScores(r.scores.risk, np.full(6, cat), r.scores.starts, r.scores.ends)  # type: ignore[union-attr]
+        return ItemResult(EvalItem(line=line, label=label, response="x" * 30, category="violent" if label == "unsafe" else None),
+                          scores=scores)
+
+    safe = [item(rng.uniform(0.05, 0.2), 1, "safe", i) for i in range(25)] + [item(0.55, 1, "safe", 25)]
+    unsafe = [item(rng.uniform(0.5, 0.6), 0, "unsafe", 100 + i) for i in range(12)]
+    cal = calibrate(safe + unsafe, base, cats, (), target_fpr=0.0)
+    assert cal.response.threshold > 0.55 and cal.response.fp == 0  # the global threshold alone loses recall
+    assert set(cal.categories) == {"violent"} and cal.categories["violent"] <= min(min(r.scores.risk[2:4, 2]) for r in unsafe)  # type: ignore[union-attr]
+    assert cal.response_final is not None and (cal.response_final.fp, cal.response_final.tp) == (0, 12)
+    assert calibrate(safe + unsafe, base, cats, (), target_fpr=0.0, per_category=False).categories == {}
+
+
+def test_long_responses_past_max_positions(short_bundle: Path) -> None:
+    """The scoring run's rows stay aligned with the guard tokens across re-prefills."""
+    guard = Guard(short_bundle, policy="default", device="cpu")
+    text = " ".join(["the bread is good and we bake it"] * 20) + " then a bomb detonator"
+    results = run_items(guard.model, guard.policy, [EvalItem(line=1, label="unsafe", response=text)])
+    scores = results[0].scores
+    assert scores is not None and len(scores) > 3 * guard.model.max_positions
+    assert scores.starts[-1] == text.index("detonator")
+    assert results[0].stream["loose"].blocked and replay(guard.policy, scores, guard.model.categories).blocked
 
 
 def test_choose_threshold_and_critical_threshold() -> None:

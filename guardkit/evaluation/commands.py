@@ -85,6 +85,12 @@ def run_eval(args) -> int:  # type: ignore[no-untyped-def]
     guard = _load_guard(args.model, args.policy, args.device, args.threads)
     progress = None if args.json else progress_bar()
     result, results = evaluate(guard, dataset, progress)
+    if args.items:
+        from guardkit.evaluation.metrics import item_records
+
+        with open(args.items, "w", encoding="utf-8") as f:
+            for rec in item_records(results, guard.policy, guard.model.categories):
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     if args.report:
         from guardkit.evaluation.report import write_report
 

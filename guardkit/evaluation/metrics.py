@@ -19,7 +19,7 @@ from guardkit.evaluation.replay import replay, replay_prompt
 from guardkit.evaluation.runner import MODES, ItemResult, mode_policy
 from guardkit.policy import Policy
 
-__all__ = ["BinaryCounts", "compute_metrics", "curves"]
+__all__ = ["BinaryCounts", "compute_metrics", "curves", "item_records"]
 
 FRACTIONS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -210,4 +210,25 @@ def compute_metrics(results: Sequence[ItemResult], policy: Policy, categories: S
     out: dict[str, Any] = {"policy": policy.name, "mode": policy.controversial}
     out["prompt"] = prompt_metrics(prompts, policy) if prompts else None
     out["response"] = response_metrics(responses, policy, categories) if responses else None
+    return out
+
+
+def item_records(results: Sequence[ItemResult], policy: Policy, categories: Sequence[str]) -> list[dict[str, Any]]:
+    """One JSON-able record per item (``guardkit eval --items FILE``), to look at the misses."""
+    out = []
+    for r in results:
+        rec: dict[str, Any] = {"line": r.item.line, "kind": r.kind, "label": r.item.label, "category": r.item.category}
+        if r.item.meta.get("id") is not None:
+            rec["id"] = r.item.meta["id"]
+        if r.kind == "prompt":
+            rec["detected"] = {mode: r.prompt_action.get(mode, "allow") != "allow" for mode in MODES}
+            rec["p_unsafe"] = None if r.prompt_risk is None else round(float(r.prompt_risk[2]), 4)
+        else:
+            assert r.scores is not None
+            rec["detected"] = {mode: r.stream[mode].detected for mode in MODES}
+            own = r.stream[policy.controversial]
+            rec.update(tokens=len(r.scores), max_p_unsafe=round(float(r.scores.risk[:, 2].max()), 4) if len(r.scores) else None,
+                       halted_at_char=own.onset_char, tokens_seen=own.tokens_seen, released_chars=own.released_chars,
+                       verdict_category=own.category, onset=r.item.onset)
+        out.append(rec)
     return out
