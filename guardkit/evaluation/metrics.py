@@ -96,6 +96,25 @@ def _per_category(results: Sequence[ItemResult], detected: Sequence[bool]) -> di
     return {k: {"n": n, "detected": d, "recall": round(d / n, 4)} for k, (n, d) in sorted(table.items())}
 
 
+def _per_source(results: Sequence[ItemResult], detected: Sequence[bool]) -> dict[str, dict[str, Any]]:
+    """Per ``source`` metadata key (when the items carry one): recall on unsafe items, FPR on safe ones."""
+    table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r, hit in zip(results, detected):
+        source = r.item.meta.get("source")
+        if not isinstance(source, str) or r.item.label == "controversial":
+            continue
+        row = table[source]
+        if r.item.label == "unsafe":
+            row[0] += 1
+            row[1] += hit
+        else:
+            row[2] += 1
+            row[3] += hit
+    return {k: {"unsafe": u, "detected": d, "recall": None if not u else round(d / u, 4),
+                "safe": n, "false_positives": f, "fpr_safe": None if not n else round(f / n, 4)}
+            for k, (u, d, n, f) in sorted(table.items())}
+
+
 def _labels(results: Sequence[ItemResult]) -> dict[str, int]:
     out = {"safe": 0, "controversial": 0, "unsafe": 0}
     for r in results:
@@ -118,6 +137,7 @@ def prompt_metrics(results: Sequence[ItemResult], policy: Policy) -> dict[str, A
         out[mode] = BinaryCounts.of(labels, detected).to_dict()
     own = [r.prompt_action.get(policy.controversial, "allow") != "allow" for r in results]
     out["per_category_recall"] = _per_category(results, own)
+    out["per_source"] = _per_source(results, own)
     out["has_prompt_head"] = any(r.prompt_risk is not None for r in results)
     return out
 
@@ -167,6 +187,7 @@ def response_metrics(results: Sequence[ItemResult], policy: Policy, categories: 
     out["per_category_recall"] = {
         "streaming": _per_category(results, [s.detected for s in own]),
     }
+    out["per_source"] = _per_source(results, [s.detected for s in own])
     return out
 
 

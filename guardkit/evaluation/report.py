@@ -31,6 +31,23 @@ def _row(name: str, m: dict[str, Any]) -> str:
             f"| {m['tp']}/{m['fp']}/{m['fn']}/{m['tn']} |")
 
 
+def _category_table(title: str, cats: dict[str, Any]) -> list[str]:
+    if not cats:
+        return []
+    rows = [f"| {c} | {v['n']} | {v['detected']} | {_pct(v['recall'])} |" for c, v in cats.items()]
+    return ["", f"{title} (unsafe items, by their labelled category):", "", "| category | unsafe | detected | recall |",
+            "|---|---|---|---|", *rows]
+
+
+def _source_table(title: str, sources: dict[str, Any]) -> list[str]:
+    if not sources:
+        return []
+    rows = [f"| {k} | {v['detected']}/{v['unsafe']} | {_pct(v['recall'])} | {v['false_positives']}/{v['safe']} | {_pct(v['fpr_safe'])} |"
+            for k, v in sources.items()]
+    return ["", f"{title} (the items' `source` key; controversial items left out):", "",
+            "| source | unsafe detected | recall | safe flagged | FPR (safe) |", "|---|---|---|---|---|", *rows]
+
+
 def format_summary(result: dict[str, Any]) -> str:
     """The evaluation as Markdown tables (also what the CLI prints)."""
     metrics = result["metrics"]
@@ -69,13 +86,11 @@ def format_summary(result: dict[str, Any]) -> str:
                          f"mean {_num(delay['mean'])}, median {_num(delay['median'])} tokens")
         else:
             lines.append("- no item has a known onset: no detection-delay or leak figures")
-        cats = r["per_category_recall"]["streaming"]
-        if cats:
-            lines += ["", "Per-category recall (streaming, unsafe responses): "
-                      + ", ".join(f"{c} {_pct(v['recall'])} ({v['detected']}/{v['n']})" for c, v in cats.items())]
-    if p and p["per_category_recall"]:
-        lines += ["", "Per-category recall (prompts, unsafe): "
-                  + ", ".join(f"{c} {_pct(v['recall'])} ({v['detected']}/{v['n']})" for c, v in p["per_category_recall"].items())]
+        lines += _category_table("Per-category recall, streaming responses", r["per_category_recall"]["streaming"])
+        lines += _source_table("Per source, streaming responses", r.get("per_source", {}))
+    if p:
+        lines += _category_table("Per-category recall, prompts", p["per_category_recall"])
+        lines += _source_table("Per source, prompts", p.get("per_source", {}))
     return "\n".join(lines) + "\n"
 
 
