@@ -375,6 +375,18 @@ def test_int8_bundle_equals_dequantized_reference(tiny, tmp_path):
     assert np.abs(_softmax(step["risk_logits"]) - _softmax(full["risk_logits"][10:])).max() < 0.1
 
 
+def test_external_data_bundle(tiny, tmp_path):
+    """Past the size limit the weights go to model.onnx.data, listed (sha256) in the manifest."""
+    src, _, model = tiny
+    result = export_qwen3guard_stream(src, tmp_path / "ext", inline_limit=0)
+    assert "model.onnx.data" in result.manifest["files"]
+    assert (tmp_path / "ext" / "model.onnx").stat().st_size < 100_000
+    sm = StreamModel(tmp_path / "ext", device="cpu")
+    ids = sm.prompt_token_ids("hi") + sm.response_prefix_ids()
+    logits, _ = sm.run(sm.empty_state(), ids)
+    assert np.abs(logits["risk_logits"] - _reference(model, ids)["risk_logits"]).max() < 1e-4
+
+
 def test_clear_errors(tmp_path, tiny, capsys):
     src, _, _ = tiny
 

@@ -544,6 +544,7 @@ def export_qwen3guard_stream(
     block_size: int = 32,
     name: str | None = None,
     progress: Any = None,
+    inline_limit: int | None = None,
 ) -> ExportResult:
     """Export the checkpoint in ``src`` to a guardkit bundle in ``out``.
 
@@ -551,6 +552,8 @@ def export_qwen3guard_stream(
         dtype: ``fp32`` or ``fp16`` weights and KV state (fp16 is for GPUs).
         int8: 8-bit weight-only quantization of the projections (``MatMulNBits``).
         block_size: quantization block along the input dimension.
+        inline_limit: weight bytes above which they go to ``model.onnx.data``
+            (default: just under protobuf's 2 GB limit).
 
     Raises:
         ExportError: a bad source checkpoint (see :func:`open_checkpoint`),
@@ -567,7 +570,8 @@ def export_qwen3guard_stream(
         raise ExportError(f"output directory {out_dir} exists and is not empty")
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        files = build_onnx(ckpt.spec, ckpt.numpy, out_dir, dtype=dtype, int8=int8, block_size=block_size, progress=progress)
+        extra = {} if inline_limit is None else {"inline_limit": inline_limit}
+        files = build_onnx(ckpt.spec, ckpt.numpy, out_dir, dtype=dtype, int8=int8, block_size=block_size, progress=progress, **extra)
         shutil.copyfile(ckpt.tokenizer_file, out_dir / "tokenizer.json")
         base = name or (ckpt.path.name.lower() if "qwen3guard" in ckpt.path.name.lower() else "qwen3guard-stream")
         card_files = [MANIFEST_NAME, *files, "tokenizer.json", "MODEL_CARD.md"]
