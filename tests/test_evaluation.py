@@ -184,6 +184,22 @@ def test_replay_equals_judge_and_debouncer(policy: dict[str, object]) -> None:
         assert out.onset == blocked and out.blocked == (blocked is not None) and out.flagged == bool(flagged)
 
 
+@pytest.mark.parametrize("policy", ["default", "strict", "permissive", "children", "creative-writing"])
+def test_replay_prompt_equals_judge_prompt(policy: str) -> None:
+    from guardkit.decision import judge_prompt
+    from guardkit.evaluation.replay import replay_prompt
+
+    pol = load_policy(policy)
+    cats = ("violent", "sexual_content", "suicide_self_harm", "jailbreak")
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        risk = rng.dirichlet([1, 1, 1]).astype(np.float32)
+        catp = rng.dirichlet([1] * len(cats))
+        j = judge_prompt(pol, risk, catp, cats)
+        expected = {"halt": "block", "flag": "flag", "allow": "allow"}[j.action]
+        assert replay_prompt(pol, risk, int(np.argmax(catp)), cats) == expected
+
+
 # -- calibrate ------------------------------------------------------------------------------
 
 def _synthetic(p2_peaks: list[float], label: str, line: int) -> ItemResult:
