@@ -4,11 +4,11 @@ The runtime's default rule uses a fixed 0.5 threshold on p_unsafe, so instead of
 threshold we shift the bias of the 'unsafe' column of the risk classifiers (response
 head and prompt head) by a constant.  The offset is picked on dev (never test) to
 maximise F1 (unsafe vs rest) under the runtime rule, subject to a benign
-false-positive rate <= --max-fpr.  Adding a constant to one logit is exact and
+false-positive rate <= --max-fpr (default 0.05, the target).  Adding a constant to one logit is exact and
 per-token, so chunk invariance is untouched.  The same offsets are applied to
 work/model.fp32.onnx so quantised-vs-fp32 agreement stays comparable.
 
-Usage:  python models/guardkit-mini/recipe/calibrate.py [--max-fpr 0.04]
+Usage:  python models/guardkit-mini/recipe/calibrate.py [--max-fpr 0.05]
 Writes the chosen offsets to work/calibration.json and patches the ONNX files.
 """
 from __future__ import annotations
@@ -31,11 +31,15 @@ WORK = os.path.join(BUNDLE, "work")
 
 
 def patch(path, resp_delta, prompt_delta):
+    """Set the offsets (idempotent: the offsets already baked in are read from metadata and undone)."""
     m = onnx.load(path)
+    meta = {p.key: p.value for p in m.metadata_props}
+    old = json.loads(meta.get("guardkit_unsafe_logit_offsets", '{"response": 0, "prompt": 0}'))
     inits = {i.name: i for i in m.graph.initializer}
     done = 0
     for node in m.graph.node:
-        for head, d in (("/m/resp_head/risk/Add", resp_delta), ("/m/prompt_head/risk/Add", prompt_delta)):
+        for head, d in (("/m/resp_head/risk/Add", resp_delta - old["response"]),
+                        ("/m/prompt_head/risk/Add", prompt_delta - old["prompt"])):
             if node.name == head:
                 bname = [n for n in node.input if n in inits][0]
                 b = numpy_helper.to_array(inits[bname]).copy()
@@ -43,13 +47,22 @@ def patch(path, resp_delta, prompt_delta):
                 inits[bname].CopyFrom(numpy_helper.from_array(b, bname))
                 done += 1
     assert done == 2, f"risk bias nodes not found in {path}"
+    for p in list(m.metadata_props):
+        if p.key == "guardkit_unsafe_logit_offsets":
+            m.metadata_props.remove(p)
+    m.metadata_props.add(key="guardkit_unsafe_logit_offsets", value=json.dumps({"response": resp_delta, "prompt": prompt_delta}))
     onnx.save(m, path)
+
+
+def current_offsets(path):
+    meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+    return json.loads(meta.get("guardkit_unsafe_logit_offsets", '{"response": 0, "prompt": 0}'))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=os.path.join(BUNDLE, "model.onnx"))
-    ap.add_argument("--max-fpr", type=float, default=0.04)
+    ap.add_argument("--max-fpr", type=float, default=0.05)
     ap.add_argument("--limit", type=int, default=2500)
     args = ap.parse_args()
     tok = Tokenizer.from_file(os.path.join(BUNDLE, "tokenizer.json"))
@@ -75,31 +88,36 @@ def main():
     plog = np.array([run.run_chunked(np.array([render(tok, x)], np.int64), len(render(tok, x)))[2][0, -1] for x in prompts])
     pgold = np.array([x["prompt_label"] == "unsafe" for x in prompts])
     psafe = np.array([x["prompt_label"] == "safe" for x in prompts])
+    base = current_offsets(args.model)  # offsets already in the file; the grid is absolute
     grid = np.round(np.arange(-3.0, 3.01, 0.25), 2)
-    best_r, best_p, table = (None, -1), (None, -1), []
+    table = []
     for d in grid:
         pred = []
         for lg in logits:
             lg = lg.copy()
-            lg[:, 2] += d
+            lg[:, 2] += d - base["response"]
             pred.append(halt_index(softmax(lg)) is not None)
         pred = np.array(pred)
         fr = f1(pred, gold)["f1"]
         fpr = float(pred[safe].mean())
         pl = plog.copy()
-        pl[:, 2] += d
+        pl[:, 2] += d - base["prompt"]
         pp = softmax(pl)[:, 2] >= 0.5
         fp = f1(pp, pgold)["f1"]
         pfpr = float(pp[psafe].mean())
         table.append(dict(delta=float(d), resp_f1=fr, resp_fpr=fpr, prompt_f1=fp, prompt_fpr=pfpr))
-        if fpr <= args.max_fpr and fr > best_r[1]:
-            best_r = (float(d), fr)
-        if pfpr <= args.max_fpr and fp > best_p[1]:
-            best_p = (float(d), fp)
+
+    def pick(f1k, fprk):
+        # best F1 under the FPR cap; if no offset meets the cap, the cap becomes the lowest FPR reached
+        cap = max(args.max_fpr, min(r[fprk] for r in table))
+        ok = [r for r in table if r[fprk] <= cap]
+        r = max(ok, key=lambda r: (r[f1k], -abs(r["delta"])))
+        return r["delta"], r[f1k]
+
+    best_r, best_p = pick("resp_f1", "resp_fpr"), pick("prompt_f1", "prompt_fpr")
     for row in table:
         print(row)
-    rd = best_r[0] if best_r[0] is not None else 0.0
-    pd = best_p[0] if best_p[0] is not None else 0.0
+    rd, pd = best_r[0], best_p[0]
     print(f"chosen offsets: response {rd} (dev F1 {best_r[1]:.3f}), prompt {pd} (dev F1 {best_p[1]:.3f})")
     for p in (args.model, os.path.join(WORK, "model.fp32.onnx")):
         if os.path.exists(p):

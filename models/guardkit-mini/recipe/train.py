@@ -159,6 +159,9 @@ def main():
     ap.add_argument("--steps", type=int, default=0, help="total steps (0 = estimate from --minutes)")
     ap.add_argument("--save-every", type=int, default=50)
     ap.add_argument("--bench", type=int, default=0, help="only time this many steps and exit")
+    ap.add_argument("--init", default="", help="start from this state dict (stage 2) instead of the backbone")
+    ap.add_argument("--oversample", default="", help="SOURCE=K,... repeat train items of these sources K times")
+    ap.add_argument("--name", default="ckpt", help="checkpoint / final file stem in work/")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -174,21 +177,33 @@ def main():
     tok = tokenizer()
     items = [json.loads(l) for l in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8")]
     train = [x for x in items if x["split"] == "train"]
+    if args.oversample:
+        reps = {k: float(v) for k, v in (kv.split("=") for kv in args.oversample.split(","))}
+        extra = []
+        for x in train:
+            r = reps.get(x["source"], 1.0)
+            extra += [x] * (int(r) - 1) + ([x] if random.Random(x["id"]).random() < r - int(r) else [])
+        train += extra
     enc = [encode(tok, x, args.max_prompt, args.max_len) for x in train]
     say(f"train items {len(enc)}, tokens {sum(len(e['ids']) for e in enc)}")
 
     model = GuardMini().load_backbone()
+    if args.init:
+        model.load_state_dict(torch.load(args.init, weights_only=False))
+        say(f"initialised from {args.init}")
     head_params = [p for n, p in model.named_parameters() if n.startswith(("resp_head", "prompt_head"))]
     body_params = [p for n, p in model.named_parameters() if not n.startswith(("resp_head", "prompt_head"))]
     opt = torch.optim.AdamW([{"params": body_params, "lr": args.lr}, {"params": head_params, "lr": args.head_lr}],
                             weight_decay=0.01)
-    ckpt_path = os.path.join(WORK, "ckpt.pt")
+    ckpt_path = os.path.join(WORK, args.name + ".pt")
     state = dict(step=0, epoch=0, batch_in_epoch=0, total=args.steps)
     if os.path.exists(ckpt_path) and not args.bench:
         ck = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
+        if args.steps and args.steps != state["total"]:  # re-plan the schedule length on resume
+            state["total"] = args.steps
         say(f"resumed at step {state['step']} / {state['total']}")
 
     if args.bench:
@@ -255,7 +270,7 @@ def main():
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
     save()
-    torch.save(model.state_dict(), os.path.join(WORK, "final.pt"))
+    torch.save(model.state_dict(), os.path.join(WORK, "final.pt" if args.name == "ckpt" else args.name + "_final.pt"))
     say("done")
 
 
