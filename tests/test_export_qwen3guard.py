@@ -355,9 +355,10 @@ def test_fp16_bundle_runs_close_to_reference(tiny, tmp_path):
 
 
 def test_int8_bundle_equals_dequantized_reference(tiny, tmp_path):
-    """MatMulNBits (bits=8, default zero point 128) computes exactly with the dequantized weights."""
+    """MatMulNBits (bits=8, default zero point 128, accuracy_level 0) computes exactly with the dequantized weights."""
     src, _, model = tiny
-    sm = _export(src, tmp_path / "int8", "--int8")
+    export_qwen3guard_stream(src, tmp_path / "int8", int8=True, int8_accuracy_level=0)
+    sm = StreamModel(tmp_path / "int8", device="cpu")
     quantized = load_reference(src)
     with torch.no_grad():
         for name, param in quantized.named_parameters():
@@ -385,6 +386,16 @@ def test_external_data_bundle(tiny, tmp_path):
     ids = sm.prompt_token_ids("hi") + sm.response_prefix_ids()
     logits, _ = sm.run(sm.empty_state(), ids)
     assert np.abs(logits["risk_logits"] - _reference(model, ids)["risk_logits"]).max() < 1e-4
+
+
+def test_int8_cli_bundle_stays_close(tiny, tmp_path):
+    """--int8 (accuracy_level 4: int8 activations on CPU) stays near the float model."""
+    src, _, model = tiny
+    sm = _export(src, tmp_path / "int8", "--int8")
+    ids = sm.prompt_token_ids("hi") + sm.response_prefix_ids() + sm.tokenizer.encode(TEXTS[2], add_special_tokens=False).ids
+    step = sm.step(sm.empty_state(), ids)
+    full = _softmax(_reference(model, ids)["risk_logits"])[:, [0, 2, 1]]
+    assert np.abs(step.risk - full).mean() < 0.05
 
 
 def test_clear_errors(tmp_path, tiny, capsys):

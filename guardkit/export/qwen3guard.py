@@ -523,7 +523,7 @@ described upstream, by its authors:
 ## This export
 
 - source directory: `{ckpt.path.name}`
-- weights: {dtype}{", projections 8-bit weight-only (MatMulNBits)" if int8 else ""}; heads, norms and softmax in float32
+- weights: {dtype}{", projections 8-bit (MatMulNBits, accuracy_level 4: int8 compute on CPU)" if int8 else ""}; heads, norms and softmax in float32
 - shape: {s.num_layers} layers, hidden {s.hidden_size}, {s.num_heads} heads ({s.num_kv_heads} KV heads, head_dim {s.head_dim}), vocab {s.vocab_size}
 - KV cache in and out of one ONNX graph (prefill and incremental steps), dynamic batch and lengths
 - files: {", ".join(files)}
@@ -542,6 +542,7 @@ def export_qwen3guard_stream(
     dtype: str = "fp32",
     int8: bool = False,
     block_size: int = 32,
+    int8_accuracy_level: int = 4,
     name: str | None = None,
     progress: Any = None,
     inline_limit: int | None = None,
@@ -552,6 +553,9 @@ def export_qwen3guard_stream(
         dtype: ``fp32`` or ``fp16`` weights and KV state (fp16 is for GPUs).
         int8: 8-bit weight-only quantization of the projections (``MatMulNBits``).
         block_size: quantization block along the input dimension.
+        int8_accuracy_level: ``MatMulNBits`` accuracy level: 4 (default) computes
+            in int8 on CPU, fast, activations quantized per block; 0 is exact
+            dequantization, slower than fp32 on CPU.
         inline_limit: weight bytes above which they go to ``model.onnx.data``
             (default: just under protobuf's 2 GB limit).
 
@@ -571,7 +575,8 @@ def export_qwen3guard_stream(
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         extra = {} if inline_limit is None else {"inline_limit": inline_limit}
-        files = build_onnx(ckpt.spec, ckpt.numpy, out_dir, dtype=dtype, int8=int8, block_size=block_size, progress=progress, **extra)
+        files = build_onnx(ckpt.spec, ckpt.numpy, out_dir, dtype=dtype, int8=int8, block_size=block_size,
+                           int8_accuracy_level=int8_accuracy_level, progress=progress, **extra)
         shutil.copyfile(ckpt.tokenizer_file, out_dir / "tokenizer.json")
         base = name or (ckpt.path.name.lower() if "qwen3guard" in ckpt.path.name.lower() else "qwen3guard-stream")
         card_files = [MANIFEST_NAME, *files, "tokenizer.json", "MODEL_CARD.md"]
