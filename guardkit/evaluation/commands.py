@@ -128,6 +128,13 @@ def run_calibrate(args) -> int:  # type: ignore[no-untyped-def]
     final = cal.response_final or cal.response
     if fp != final.fp:  # pragma: no cover - would be a bug in the writer
         raise CalibrationError(f"the written policy gives {fp} false positives on this data, the fit promised {final.fp}")
+    if cal.prompt is not None:
+        from guardkit.evaluation.replay import replay_prompt
+
+        pfp = sum(replay_prompt(written, r.prompt_risk, r.prompt_category, guard.model.prompt_categories) != "allow"
+                  for r in results if r.kind == "prompt" and r.item.label == "safe" and r.prompt_risk is not None)
+        if pfp != cal.prompt.fp:  # pragma: no cover
+            raise CalibrationError(f"the written policy gives {pfp} prompt false positives on this data, the fit promised {cal.prompt.fp}")
     summary = cal.to_dict() | {"output": str(args.output), "check": {"fp": fp, "expected_fp": final.fp}}
     if args.json:
         print(json.dumps(summary, indent=2))
