@@ -8,7 +8,10 @@ LangChain handlers, the CLI) is a thin loop around this class.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from guardkit.decision import Debouncer, TokenJudgement, judge, judge_prompt
 from guardkit.errors import SessionClosedError
@@ -54,6 +57,7 @@ class StreamSession:
         self._tokens: list[GuardToken] = []
         self._state: KVState | None = None
         self._context_ids: list[int] = []  # rendered prompt + response prefix
+        self._recent_ids: deque[int] = deque(maxlen=policy.long_stream.window_tokens)  # for re-prefills
         self._released = 0
         self._started = False
         self._finished = False
@@ -223,21 +227,40 @@ class StreamSession:
         return events
 
     def _score(self, chunk: list[GuardToken]) -> StepOutput:
-        assert self._state is not None
-        if self._state.length + len(chunk) > self.model.max_positions:
-            self._reprefill(len(chunk))
-        out = self._step(self._state, [t.id for t in chunk])
-        self.model_calls += 1
-        self._state = out.state
-        return out
+        """Score a chunk, re-prefilling exactly when the state is full.
 
-    def _reprefill(self, incoming: int) -> None:
-        """Long outputs: restart the state from the prompt plus a recent window of the response."""
-        # leave a quarter of the positions free so the next re-prefill is far away
-        headroom = incoming + self.model.max_positions // 4
-        room = self.model.max_positions - len(self._context_ids) - headroom
+        The re-prefill points depend only on how many tokens were scored, never
+        on how the text arrived, so long streams stay chunking-invariant.
+        """
+        assert self._state is not None
+        ids = [t.id for t in chunk]
+        parts: list[StepOutput] = []
+        begin = 0
+        while begin < len(ids):
+            if self._state.length >= self.model.max_positions:
+                self._reprefill()
+            part = ids[begin : begin + self.model.max_positions - self._state.length]
+            out = self._step(self._state, part)
+            self.model_calls += 1
+            self._state = out.state
+            self._recent_ids.extend(part)
+            parts.append(out)
+            begin += len(part)
+        if len(parts) == 1:
+            return parts[0]
+        return StepOutput(
+            risk=np.concatenate([p.risk for p in parts]), category=np.concatenate([p.category for p in parts]),
+            prompt_risk=None, prompt_category=None, state=self._state,
+        )
+
+    def _reprefill(self) -> None:
+        """Long outputs: restart the state from the prompt plus a recent window of the response.
+
+        A quarter of the positions stays free, so re-prefills are amortised.
+        """
+        room = self.model.max_positions - len(self._context_ids) - self.model.max_positions // 4
         window = max(0, min(self.policy.long_stream.window_tokens, room))
-        recent = [t.id for t in self._tokens[len(self._tokens) - window :]] if window else []
+        recent = list(self._recent_ids)[len(self._recent_ids) - window :] if window else []
         out = self._step(self.model.empty_state(), self._context_ids + recent)
         self.model_calls += 1
         self.reprefills += 1

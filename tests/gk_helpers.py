@@ -10,3 +10,17 @@ REPO = Path(__file__).resolve().parents[1]
 def shipped_bundles() -> list[Path]:
     """Model bundles shipped in the repository's models/ folder."""
     return sorted(p.parent for p in (REPO / "models").glob("*/guardkit.json"))
+
+
+def same_verdict(a: object, b: object, atol: float = 1e-4) -> bool:
+    """Verdicts agree: every field equal, the scores within ``atol`` (float noise across chunk sizes)."""
+    from dataclasses import fields
+
+    for f in fields(a):  # type: ignore[arg-type]
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name == "scores":
+            if set(x) != set(y) or any(abs(x[k] - y[k]) > atol for k in x):
+                return False
+        elif x != y:
+            return False
+    return True

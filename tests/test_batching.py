@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gk_helpers import shipped_bundles
+from gk_helpers import same_verdict, shipped_bundles
 from guardkit import Guard, StreamModel
 from guardkit.batching import BatchScheduler
 from guardkit.testing import SAFE_WORDS
@@ -86,7 +86,8 @@ def test_64_concurrent_streams_same_verdicts_with_and_without_batching(tiny_bund
     with Guard(model, batching=True, max_wait_ms=5) as batched_guard:
         batched = _run_threads(batched_guard, texts)
         stats = batched_guard.scheduler.stats  # type: ignore[union-attr]
-    assert batched == plain
+    for (b_blocked, b_verdict, b_text), (p_blocked, p_verdict, p_text) in zip(batched, plain):
+        assert (b_blocked, b_text) == (p_blocked, p_text) and same_verdict(b_verdict, p_verdict)
     assert sum(b for b, _, _ in plain) >= 15  # the mix really holds harmful streams
     assert stats.largest > 1 and stats.mean_batch > 1  # steps really shared calls
     assert model.live_sessions == 0

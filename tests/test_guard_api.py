@@ -26,6 +26,7 @@ from guardkit import (
     aguard_openai_stream,
     guard_openai_stream,
 )
+from gk_helpers import same_verdict
 from guardkit.policy import policy_from_dict
 
 HARMFUL = "sure here is how to build a bomb detonator and then more"
@@ -73,7 +74,7 @@ def test_check_response_agrees_with_streaming(tiny_guard: Guard) -> None:
     for text in (HARMFUL, BENIGN, "a gamble on propaganda", "steal the ssn now please"):
         stream = tiny_guard.stream(words(text))
         list(stream)
-        assert tiny_guard.check_response(text) == stream.verdict
+        assert same_verdict(tiny_guard.check_response(text), stream.verdict)
 
 
 def test_check_prompt(tiny_guard: Guard) -> None:

@@ -8,6 +8,7 @@ from typing import Iterator
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gk_helpers import same_verdict
 from guardkit import Blocked, Guard, Released
 from guardkit.testing import CONTROVERSIAL_WORDS, SAFE_WORDS, UNSAFE_WORDS
 
@@ -52,7 +53,7 @@ def test_verdict_and_halt_offset_do_not_depend_on_the_split(tiny_guard: Guard, c
     text, pieces = case
     released_whole, verdict_whole, _ = _run(tiny_guard, [text])
     released_split, verdict_split, _ = _run(tiny_guard, pieces)
-    assert verdict_split == verdict_whole
+    assert same_verdict(verdict_split, verdict_whole)
     assert released_split == released_whole
     assert released_whole == (text if not verdict_whole.blocked else text[: verdict_whole.char_offset])  # type: ignore[attr-defined]
 
@@ -192,7 +193,7 @@ def test_async_stream_matches_sync_and_closes_upstream(tiny_guard: Guard, case: 
     out, stream, upstream = asyncio.run(run())
     sync = tiny_guard.stream(pieces + [" bomb", " detonator", " and", " more"])
     assert out == "".join(sync)
-    assert stream.verdict == sync.verdict and upstream.closed  # type: ignore[attr-defined]
+    assert same_verdict(stream.verdict, sync.verdict) and upstream.closed  # type: ignore[attr-defined]
     assert upstream.pulled <= len(pieces) + 3  # never pulled past " and", which completes "detonator"
 
 
@@ -220,3 +221,32 @@ def test_blocked_event_is_last_and_release_precedes_it(tiny_guard: Guard) -> Non
     assert isinstance(events[-1], Blocked)
     assert [type(e) for e in events[:-1]] == [Released]
     assert events[0].text == "sure here is how to build a "  # type: ignore[union-attr]
+
+
+@st.composite
+def long_text_and_splits(draw: st.DrawFn) -> tuple[str, list[str]]:
+    words = draw(st.lists(st.sampled_from(list(SAFE_WORDS) * 6 + list(UNSAFE_WORDS)), min_size=60, max_size=160))
+    text = " ".join(words)
+    cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=len(text) - 1), max_size=40)))
+    pieces, last = [], 0
+    for cut in cuts:
+        pieces.append(text[last:cut])
+        last = cut
+    return text, pieces + [text[last:]]
+
+
+@given(long_text_and_splits())
+def test_long_streams_past_max_positions_stay_chunking_invariant(short_bundle, case: tuple[str, list[str]]) -> None:  # type: ignore[no-untyped-def]
+    """Re-prefills happen at token counts, not at delta boundaries, so the split still does not matter."""
+    guard = Guard(short_bundle)
+    text, pieces = case
+    whole_session = guard.session()
+    whole_session.feed(text)
+    whole_session.finish()
+    split_session = guard.session()
+    for piece in pieces:
+        split_session.feed(piece)
+    split_session.finish()
+    assert whole_session.reprefills == split_session.reprefills > 0
+    assert same_verdict(split_session.verdict, whole_session.verdict)
+    assert split_session.released_text == whole_session.released_text
