@@ -225,7 +225,9 @@ def test_blocked_event_is_last_and_release_precedes_it(tiny_guard: Guard) -> Non
 
 @st.composite
 def long_text_and_splits(draw: st.DrawFn) -> tuple[str, list[str]]:
-    words = draw(st.lists(st.sampled_from(list(SAFE_WORDS) * 6 + list(UNSAFE_WORDS)), min_size=60, max_size=160))
+    words = draw(st.lists(st.sampled_from(SAFE_WORDS), min_size=60, max_size=160))
+    if draw(st.booleans()):  # harm late in the stream, after the first re-prefill
+        words.insert(draw(st.integers(60, len(words))), draw(st.sampled_from(["bomb detonator", "steal launder"])))
     text = " ".join(words)
     cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=len(text) - 1), max_size=40)))
     pieces, last = [], 0
