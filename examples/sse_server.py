@@ -266,8 +266,13 @@ async def amain(guard: Guard, args: argparse.Namespace) -> None:
     server, port = await serve(guard, args.host, args.port, delay=args.delay)
     print(f"guard: {guard!r}", flush=True)
     print(f"listening on http://{args.host}:{port}/  (Ctrl-C to stop)", flush=True)
-    async with server:
+    try:
         await server.serve_forever()
+    finally:
+        # Ctrl-C cancels serve_forever; don't let a lingering client connection hold the exit
+        server.close()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(server.wait_closed(), timeout=2)
 
 
 def main(argv: list[str] | None = None) -> int:
