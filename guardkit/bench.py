@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
 from guardkit.model import KVState, StreamModel
-from guardkit.policy import load_policy
+from guardkit.policy import Policy, policy_from_dict
 from guardkit.session import StreamSession
 
 __all__ = ["BenchResult", "run_bench"]
@@ -57,6 +57,11 @@ class BenchResult:
         return json.dumps({"model": self.model, "threads": self.threads, "machine": self.machine, **self.figures}, indent=2)
 
 
+def _never_blocking_policy() -> Policy:
+    """Benchmarks measure steady-state cost: nothing may block (a blocked session stops stepping)."""
+    return policy_from_dict({"name": "bench", "thresholds": {"unsafe": 1.0, "controversial": 1.0}, "prompt": {"action": "allow"}})
+
+
 def _single_token_words(model: StreamModel, count: int) -> list[str]:
     """Words of the sample text that are exactly one guard token, cycled to ``count``."""
     words = [w for w in dict.fromkeys(_TEXT.split()) if len(model.tokenizer.encode(w, add_special_tokens=False).ids) == 1]
@@ -70,7 +75,7 @@ def _prefilled(model: StreamModel) -> KVState:
 
 
 def _bench_raw_vs_session(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
-    policy = load_policy("default")
+    policy = _never_blocking_policy()
     words = _single_token_words(model, tokens)
     ids = [model.tokenizer.encode(w, add_special_tokens=False).ids[0] for w in words]
     raw, sess = Timing(), Timing()
@@ -88,6 +93,8 @@ def _bench_raw_vs_session(model: StreamModel, tokens: int, rounds: int) -> dict[
             t0 = time.perf_counter()
             session.feed(" " + word)
             sess.samples_ms.append((time.perf_counter() - t0) * 1e3)
+        if session.blocked or session.model_calls != len(words):  # one prefill + one step per completed word
+            raise RuntimeError(f"benchmark session did not step once per token (calls {session.model_calls}, blocked {session.blocked})")
         session.close()
     return {
         "raw_step": raw.to_dict(),
@@ -120,6 +127,7 @@ def _bench_rescoring(model: StreamModel, lengths: list[int], probes: int) -> dic
         if len(prompt) + length + probes > model.max_positions:
             out[str(length)] = {"skipped": f"model max_positions is {model.max_positions}"}
             continue
+        length = int(length)
         seq = (ids * (length // len(ids) + 2))[: length + probes]
         state = model.step(model.empty_state(), prompt + seq[:length]).state
         inc, full = Timing(), Timing()
@@ -160,7 +168,7 @@ def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int) ->
         for i in range(tokens):
             states = [o.state for o in model.step_many(states, [[ids[i]]] * count)]
         batched = count * tokens / (time.perf_counter() - t0)
-        policy = load_policy("default")
+        policy = _never_blocking_policy()
         with BatchScheduler(model, max_wait_ms=2.0, max_batch=max(64, count)) as scheduler:
             sessions = [StreamSession(model, policy, "tell me about the history of medicine", scheduler=scheduler) for _ in range(count)]
             for session in sessions:
@@ -200,7 +208,8 @@ def _cold_start(model_path: str | None) -> dict[str, float]:
     code = (
         "import time; t0=time.perf_counter(); import guardkit; t1=time.perf_counter(); "
         f"g=guardkit.Guard({model_path!r}, device='cpu'); t2=time.perf_counter(); "
-        "import resource; print(t1-t0, t2-t1, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (forked) parent
+        "hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; print(t1-t0, t2-t1, hwm)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     import_s, load_s, rss_kb = result.stdout.split()
@@ -226,7 +235,8 @@ def run_bench(
     say("chunked steps k = 1, 4, 16")
     figures["chunked"] = _bench_chunks(model, tokens, rounds)
     say("incremental scoring vs full re-scoring")
-    figures["rescoring"] = _bench_rescoring(model, lengths or [128, 512, 2048], probes=8)
+    longest = model.max_positions - len(model.prompt_token_ids("tell me about the history of medicine")) - 8
+    figures["rescoring"] = _bench_rescoring(model, lengths or sorted({128, 512, 2048, longest}), probes=8)
     say("concurrent streams: one-by-one vs batched")
     figures["streams"] = _bench_streams(model, streams or [1, 8, 32, 64], tokens=min(tokens, 64))
     say("cold start and memory")
