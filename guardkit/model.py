@@ -232,14 +232,18 @@ class StreamModel:
         input_ids = np.zeros((batch, seq), dtype=np.int64)
         position_ids = np.zeros((batch, seq), dtype=np.int64)
         mask = np.zeros((batch, past + seq), dtype=np.int64)
-        pasts = [np.zeros((batch, spec.num_kv_heads, past, spec.head_dim), dtype=self._state_dtype) for _ in self.past_names]
+        aligned = all(s.length == past for s in states)
+        if aligned:  # no left padding: one concatenate per tensor instead of a copy per stream
+            pasts = [np.concatenate([s.arrays[j] for s in states], axis=0) for j in range(len(self.past_names))]
+        else:
+            pasts = [np.zeros((batch, spec.num_kv_heads, past, spec.head_dim), dtype=self._state_dtype) for _ in self.past_names]
         for row, (state, ids) in enumerate(zip(states, token_lists)):
             k, length = len(ids), state.length
             input_ids[row, seq - k :] = ids
             position_ids[row, seq - k :] = np.arange(length, length + k)
             mask[row, past - length : past] = 1
             mask[row, past + seq - k :] = 1
-            if length:
+            if length and not aligned:
                 for buffer, array in zip(pasts, state.arrays):
                     buffer[row, :, past - length :, :] = array[0]
         feeds = {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids, **dict(zip(self.past_names, pasts))}
@@ -247,8 +251,13 @@ class StreamModel:
         outputs: list[StepOutput] = []
         for row, (state, ids) in enumerate(zip(states, token_lists)):
             k, length = len(ids), state.length
-            keep = np.r_[past - length : past, past + seq - k : past + seq]
-            arrays = tuple(np.ascontiguousarray(named[n][row : row + 1][:, :, keep, :]) for n in self.present_names)
+            if length == past and k == seq:  # no padding in this row: views of the batch output, no copy
+                arrays = tuple(named[n][row : row + 1] for n in self.present_names)
+            else:
+                arrays = tuple(
+                    np.concatenate([named[n][row : row + 1, :, past - length : past], named[n][row : row + 1, :, past + seq - k :]], axis=2)
+                    for n in self.present_names
+                )
             outputs.append(self._to_probs({n: named[n][row, seq - k :] for n in self._output_names if not n.startswith("present.")},
                                           KVState(arrays=arrays, length=length + k), prompt_head))
         return outputs
