@@ -41,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 from typing import Any, AsyncIterator
 from urllib.parse import parse_qs, urlsplit
@@ -266,8 +267,13 @@ async def amain(guard: Guard, args: argparse.Namespace) -> None:
     server, port = await serve(guard, args.host, args.port, delay=args.delay)
     print(f"guard: {guard!r}", flush=True)
     print(f"listening on http://{args.host}:{port}/  (Ctrl-C to stop)", flush=True)
+    stop = asyncio.Event()
+    if sys.platform != "win32":
+        # explicit handlers: a server started from a background job inherits SIGINT as ignored
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
-        await server.serve_forever()
+        await stop.wait()
     finally:
         # Ctrl-C cancels serve_forever; don't let a lingering client connection hold the exit
         server.close()
