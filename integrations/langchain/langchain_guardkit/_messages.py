@@ -84,3 +84,23 @@ def extract_prompt(value: Any) -> str | None:
             return None
         return last_human_text(messages)
     return None
+
+
+class ModelRunsOnly:
+    """Callback mixin: only model runs matter, so LangChain can skip dispatching the rest."""
+
+    @property
+    def ignore_chain(self) -> bool:
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return True
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        return True

@@ -48,7 +48,7 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from langchain_guardkit._messages import content_text, last_human_text
+from langchain_guardkit._messages import ModelRunsOnly, content_text, last_human_text
 
 __all__ = ["AsyncGuardkitCallbackHandler", "GuardkitCallbackHandler", "OnRelease"]
 
@@ -144,7 +144,7 @@ def _split(events: list[Event]) -> tuple[list[str], Verdict | None]:
     return texts, blocked
 
 
-class _HandlerBase:
+class _HandlerBase(ModelRunsOnly):
     raise_error: bool = True
 
     def __init__(self, guard: Guard, *, on_release: OnRelease | None = None) -> None:
@@ -156,23 +156,6 @@ class _HandlerBase:
     def active_runs(self) -> int:
         """How many runs currently hold a guard session (0 once every run has ended)."""
         return len(self._runs)
-
-    # only model runs matter; skipping the rest saves LangChain a dispatch per event
-    @property
-    def ignore_chain(self) -> bool:
-        return True
-
-    @property
-    def ignore_agent(self) -> bool:
-        return True
-
-    @property
-    def ignore_retriever(self) -> bool:
-        return True
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        return True
 
     async def _off_loop(self, fn: Callable[..., list[Event]], *args: Any) -> list[Event]:
         """Session work in a worker thread: the Guard's pool when it has one (batching), else asyncio's."""

@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Base
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config, patch_config
 
-from langchain_guardkit._messages import content_text, extract_prompt
+from langchain_guardkit._messages import ModelRunsOnly, content_text, extract_prompt
 
 __all__ = ["GuardkitRunnable", "OutputKind", "guard_runnable"]
 
@@ -154,7 +154,7 @@ class _UpstreamStopped(GeneratorExit):
     """
 
 
-class _UpstreamStopper(BaseCallbackHandler):
+class _UpstreamStopper(ModelRunsOnly, BaseCallbackHandler):
     """Stops the model runs inside ``bound`` once the guard is done with them.
 
     Closing ``bound``'s stream is not always enough: when ``bound`` is a chain,
@@ -169,22 +169,6 @@ class _UpstreamStopper(BaseCallbackHandler):
 
     def __init__(self) -> None:
         self.stopped = False
-
-    @property
-    def ignore_chain(self) -> bool:
-        return True
-
-    @property
-    def ignore_agent(self) -> bool:
-        return True
-
-    @property
-    def ignore_retriever(self) -> bool:
-        return True
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        return True
 
     def _check(self) -> None:
         if self.stopped:
