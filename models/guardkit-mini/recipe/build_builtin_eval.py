@@ -1,4 +1,4 @@
-"""Regenerate builtin.jsonl from guardkit-mini's corpus (a source checkout only; guardkit never imports this).
+"""Regenerate guardkit/evaldata/builtin.jsonl from guardkit-mini's corpus (a recipe tool, not shipped).
 
 Takes items only from the corpus's TEST split (split by a hash of the normalised
 prompt, see models/guardkit-mini/recipe/build_corpus.py), only from sources with
@@ -10,7 +10,7 @@ is not localised, and reading them confirms it). Onsets come only from human ann
 the first span, mapped back to the stripped text), never from the recipe's
 teacher model.
 
-Usage:  python guardkit/evaldata/build_builtin.py
+Usage:  python models/guardkit-mini/recipe/build_builtin_eval.py
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+REPO = HERE.parents[2]
+OUT = REPO / "guardkit/evaldata/builtin.jsonl"
 CORPUS = REPO / "models/guardkit-mini/work/corpus.jsonl"
 RAW = REPO.parent / "shared/data/raw"
 MAX_CHARS = 1500
@@ -128,7 +129,7 @@ def main() -> None:
         if taken < n:
             print(f"warning: {key}: only {taken} of {n}", file=sys.stderr)
     rng.shuffle(out)
-    with open(HERE / "builtin.jsonl", "w", encoding="utf-8") as f:
+    with open(OUT, "w", encoding="utf-8") as f:
         for item in out:
             f.write(json.dumps(item, ensure_ascii=False) + "\n")
     print(f"wrote {len(out)} items")
