@@ -116,7 +116,15 @@ def write_report(result: dict[str, Any], curves: dict[str, Any], out_dir: str | 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     has_responses = bool(result["metrics"].get("response"))
-    pngs: list[tuple[str, str]] = []
+    pngs: list[tuple[str, str]] = []  # (caption, file name) for summary.md
+
+    def save(fig: Any, name: str, caption: str) -> None:
+        fig.tight_layout()
+        path = out / name
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+        pngs.append((caption, name))
 
     if has_responses:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -131,12 +139,7 @@ def write_report(result: dict[str, Any], curves: dict[str, Any], out_dir: str | 
         ax.set_title("Streaming detection vs fraction of the response seen")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
-        fig.tight_layout()
-        path = out / "f1_vs_fraction.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
-        pngs.append(("F1 against the fraction of the response seen (SCM-style: each response cut after the first x% of its tokens)", path.name))
+        save(fig, "f1_vs_fraction.png", "F1 against the fraction of the response seen (SCM-style: each response cut after the first x% of its tokens)")
 
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         delays = curves["delays"]
@@ -154,12 +157,7 @@ def write_report(result: dict[str, Any], curves: dict[str, Any], out_dir: str | 
         axes[1].hist([100 * f for f in fractions], bins=[5 * i for i in range(21)], color="tab:blue", alpha=0.8)
         axes[1].set_xlabel("% of the response's tokens seen when halted")
         axes[1].set_title(f"Where unsafe streams were halted ({len(fractions)} items)", fontsize=10)
-        fig.tight_layout()
-        path = out / "detection_delay.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
-        pngs.append(("Detection delay relative to the labelled onset, and how much of each unsafe response was seen when it was halted", path.name))
+        save(fig, "detection_delay.png", "Detection delay relative to the labelled onset, and how much of each unsafe response was seen when it was halted")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ts = curves["thresholds"]
@@ -175,12 +173,7 @@ def write_report(result: dict[str, Any], curves: dict[str, Any], out_dir: str | 
     ax.set_title("Precision and recall against the unsafe threshold")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    path = out / "threshold_pr.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
-    pngs.append(("Precision and recall against the unsafe threshold (the policy's other rules unchanged)", path.name))
+    save(fig, "threshold_pr.png", "Precision and recall against the unsafe threshold (the policy's other rules unchanged)")
 
     md = ["# guardkit eval", "", format_summary(result)]
     for caption, name in pngs:
