@@ -31,36 +31,36 @@ class TokenJudgement:
         return self.action == "halt"
 
 
-def _level(p: Sequence[float], thresholds: Thresholds, unsafe_threshold: float) -> RiskLevel:
+def _classify(
+    policy: Policy, thresholds: Thresholds, risk: np.ndarray, category: np.ndarray | None, categories: Sequence[str]
+) -> tuple[tuple[float, float, float], str | None, RiskLevel, bool]:
+    """Scores, most likely category, level and whether the policy counts the level as harmful."""
+    p = (float(risk[0]), float(risk[1]), float(risk[2]))
+    cat = categories[int(np.argmax(category))] if category is not None and len(categories) else None
+    rule = policy.category_rule(cat)
+    unsafe_threshold = rule.threshold if rule.threshold is not None else thresholds.unsafe
     if p[2] >= unsafe_threshold:
-        return "unsafe"
-    if p[1] + p[2] >= thresholds.controversial:
-        return "controversial"
-    return "safe"
+        level: RiskLevel = "unsafe"
+    elif p[1] + p[2] >= thresholds.controversial:
+        level = "controversial"
+    else:
+        level = "safe"
+    harmful = level == "unsafe" or (level == "controversial" and policy.controversial == "strict")
+    return p, cat, level, harmful
 
 
 def judge(policy: Policy, risk: np.ndarray, category: np.ndarray | None, categories: Sequence[str]) -> TokenJudgement:
     """Judge one token from its canonical risk probabilities and category distribution."""
-    p = (float(risk[0]), float(risk[1]), float(risk[2]))
-    cat = categories[int(np.argmax(category))] if category is not None and len(categories) else None
-    rule = policy.category_rule(cat)
-    threshold = rule.threshold if rule.threshold is not None else policy.thresholds.unsafe
-    level = _level(p, policy.thresholds, threshold)
-    harmful = level == "unsafe" or (level == "controversial" and policy.controversial == "strict")
+    p, cat, level, harmful = _classify(policy, policy.thresholds, risk, category, categories)
     if not harmful:
         return TokenJudgement(level, cat if level != "safe" else None, "allow", p)
-    return TokenJudgement(level, cat, rule.action or "halt", p)
+    return TokenJudgement(level, cat, policy.category_rule(cat).action or "halt", p)
 
 
 def judge_prompt(policy: Policy, risk: np.ndarray, category: np.ndarray | None, categories: Sequence[str]) -> TokenJudgement:
     """Judge the prompt at its last token with the prompt check's thresholds."""
-    p = (float(risk[0]), float(risk[1]), float(risk[2]))
-    cat = categories[int(np.argmax(category))] if category is not None and len(categories) else None
+    p, cat, level, harmful = _classify(policy, policy.prompt.thresholds, risk, category, categories)
     rule = policy.category_rule(cat)
-    thresholds = policy.prompt.thresholds
-    threshold = rule.threshold if rule.threshold is not None else thresholds.unsafe
-    level = _level(p, thresholds, threshold)
-    harmful = level == "unsafe" or (level == "controversial" and policy.controversial == "strict")
     if not harmful or rule.action == "allow":
         return TokenJudgement(level, cat if level != "safe" else None, "allow", p)
     action: TokenAction = {"block": "halt", "flag": "flag", "allow": "allow"}[policy.prompt.action]

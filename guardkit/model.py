@@ -17,7 +17,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from guardkit._resources import default_model_path
-from guardkit.errors import ModelLoadError
+from guardkit.errors import ModelLoadError, SessionLimitError
 from guardkit.manifest import Manifest, load_manifest
 from guardkit.providers import check_active, import_onnxruntime, providers_for
 from guardkit.verdict import RISK_LEVELS
@@ -150,8 +150,6 @@ class StreamModel:
 
     # -- sessions accounting (memory stays bounded) ----------------------
     def acquire_slot(self) -> None:
-        from guardkit.errors import SessionLimitError
-
         with self._lock:
             if self.max_sessions is not None and self._live_sessions >= self.max_sessions:
                 raise SessionLimitError(f"{self._live_sessions} live sessions already; the model's max_sessions is {self.max_sessions}")

@@ -287,12 +287,8 @@ class StreamSession:
         return events
 
     def _verdict(self, j: TokenJudgement, action: str, onset_index: int) -> Verdict:
-        level = j.level
-        if action == "block" and level != "unsafe":
-            # a consecutive run mixing levels is as severe as its worst token
-            level = "controversial"
         return Verdict(
-            level=level, category=j.category, scores=_scores(j.scores), action=action,  # type: ignore[arg-type]
+            level=j.level, category=j.category, scores=_scores(j.scores), action=action,  # type: ignore[arg-type]
             token_index=onset_index, char_offset=self._tokens[onset_index].start, policy=self.policy.name, source="response",
         )
 
