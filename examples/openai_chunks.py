@@ -102,16 +102,21 @@ def report(guarded: Any, finish_reason: str | None) -> None:
     print()
 
 
+def show(chunk: dict, finish_reason: str | None) -> str | None:
+    """Print a guarded chunk's released text; return the finish reason seen so far."""
+    choice = chunk["choices"][0]
+    content = choice["delta"].get("content")
+    if content:
+        print(content, end="", flush=True)
+    return choice["finish_reason"] or finish_reason
+
+
 def run_sync(guard: Guard, name: str, prompt: str, reply: str, delay: float) -> None:
     print(f"### {name}\nuser:      {prompt}\nassistant: ", end="", flush=True)
     guarded = guard_openai_stream(guard, scripted_chunks(reply, delay=delay), prompt=prompt)
     finish_reason = None
     for chunk in guarded:  # dicts in the chat.completion.chunk shape
-        choice = chunk["choices"][0]
-        content = choice["delta"].get("content")
-        if content:
-            print(content, end="", flush=True)
-        finish_reason = choice["finish_reason"] or finish_reason
+        finish_reason = show(chunk, finish_reason)
     report(guarded, finish_reason)
 
 
@@ -120,11 +125,7 @@ async def run_async(guard: Guard, name: str, prompt: str, reply: str, delay: flo
     guarded = aguard_openai_stream(guard, ascripted_chunks(reply, delay=delay), prompt=prompt)
     finish_reason = None
     async for chunk in guarded:
-        choice = chunk["choices"][0]
-        content = choice["delta"].get("content")
-        if content:
-            print(content, end="", flush=True)
-        finish_reason = choice["finish_reason"] or finish_reason
+        finish_reason = show(chunk, finish_reason)
     report(guarded, finish_reason)
 
 
