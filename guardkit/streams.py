@@ -215,8 +215,6 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
                         text = self._text_of(chunk)
                         if text is None:
                             continue
-                        if not isinstance(text, str):
-                            session.feed(text)  # raises TypeError in the caller's frame
                         texts, blocked = self._outputs(await self._off_loop(session.feed, text))
                         for released in texts:
                             yield released

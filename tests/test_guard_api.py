@@ -364,3 +364,9 @@ def test_prompt_longer_than_the_model_is_truncated_not_fatal(short_bundle: Path)
     assert guard.check_prompt(long_prompt).blocked  # the end of the prompt (where the question is) is kept
     stream = guard.stream(words(BENIGN), prompt="tell me a story " * 50)
     assert "".join(stream) == BENIGN
+
+
+async def test_async_non_string_delta_raises_type_error(tiny_guard: Guard) -> None:
+    with pytest.raises(TypeError, match="str"):
+        async for _ in tiny_guard.astream(["ok ", 42]):  # type: ignore[list-item]
+            pass
