@@ -28,12 +28,26 @@ _REQUIRED_INPUTS = ("input_ids", "attention_mask", "position_ids")
 _REQUIRED_OUTPUTS = ("risk_logits", "category_logits")
 
 
+@dataclass(frozen=True, eq=False)
+class _BatchKV:
+    """The present tensors of one batched call; states stepped in it are row views of these."""
+
+    arrays: tuple[np.ndarray, ...]
+
+
 @dataclass(frozen=True)
 class KVState:
-    """Per-session model state: the KV cache and how many positions it covers."""
+    """Per-session model state: the KV cache and how many positions it covers.
+
+    ``batch``/``row`` say that ``arrays`` are the views ``batch.arrays[i][row:row+1]``
+    of a batched call's output, so the next batched call can feed that output back
+    without gathering the streams' caches one by one.
+    """
 
     arrays: tuple[np.ndarray, ...]
     length: int
+    batch: _BatchKV | None = None
+    row: int = 0
 
     @property
     def nbytes(self) -> int:
@@ -198,13 +212,17 @@ class StreamModel:
         return self._to_probs(logits, new_state, prompt_head)
 
     def _to_probs(self, logits: dict[str, np.ndarray], new_state: KVState, prompt_head: bool = False) -> StepOutput:
-        risk = _softmax(logits["risk_logits"].astype(np.float32))[:, self._risk_order]
+        return StepOutput(*self._probabilities(logits, prompt_head), state=new_state)
+
+    def _probabilities(self, logits: dict[str, np.ndarray], prompt_head: bool) -> tuple[np.ndarray, ...]:
+        """Softmax of the heads' logits (any leading dims), risk in canonical order; prompt head's only when asked."""
+        risk = _softmax(logits["risk_logits"].astype(np.float32))[..., self._risk_order]
         category = _softmax(logits["category_logits"].astype(np.float32))
         prompt_risk = prompt_category = None
         if prompt_head and self.has_prompt_head:
-            prompt_risk = _softmax(logits["prompt_risk_logits"].astype(np.float32))[:, self._prompt_risk_order]
+            prompt_risk = _softmax(logits["prompt_risk_logits"].astype(np.float32))[..., self._prompt_risk_order]
             prompt_category = _softmax(logits["prompt_category_logits"].astype(np.float32))
-        return StepOutput(risk=risk, category=category, prompt_risk=prompt_risk, prompt_category=prompt_category, state=new_state)
+        return risk, category, prompt_risk, prompt_category
 
     def step_many(self, states: Sequence[KVState], token_lists: Sequence[Sequence[int]], *, prompt_head: bool = False) -> list[StepOutput]:
         """Score several independent streams in one ONNX Runtime call.
@@ -212,7 +230,8 @@ class StreamModel:
         Ragged lengths share the batch through ``attention_mask``: each row is
         ``[pad][past][pad][new]`` with pads masked out, so every stream's outputs
         equal what :meth:`step` gives it alone (the causal mask only looks at
-        real positions). Per-stream KV state is gathered in and scattered back.
+        real positions). Per-stream KV state is gathered in (see :meth:`_gather`) and
+        handed back as views of the batch output where a row has no padding.
         """
         if len(states) != len(token_lists):
             raise ValueError("states and token_lists differ in length")
@@ -226,39 +245,54 @@ class StreamModel:
         batch = len(states)
         past = max(s.length for s in states)
         seq = max(len(ids) for ids in token_lists)
-        spec = self.manifest.state
         input_ids = np.zeros((batch, seq), dtype=np.int64)
         position_ids = np.zeros((batch, seq), dtype=np.int64)
         mask = np.zeros((batch, past + seq), dtype=np.int64)
-        aligned = all(s.length == past for s in states)
-        if aligned:  # no left padding: one concatenate per tensor instead of a copy per stream
-            pasts = [np.concatenate([s.arrays[j] for s in states], axis=0) for j in range(len(self.past_names))]
-        else:
-            pasts = [np.zeros((batch, spec.num_kv_heads, past, spec.head_dim), dtype=self._state_dtype) for _ in self.past_names]
+        pasts = self._gather(states, past)
         for row, (state, ids) in enumerate(zip(states, token_lists)):
             k, length = len(ids), state.length
             input_ids[row, seq - k :] = ids
             position_ids[row, seq - k :] = np.arange(length, length + k)
             mask[row, past - length : past] = 1
             mask[row, past + seq - k :] = 1
-            if length and not aligned:
-                for buffer, array in zip(pasts, state.arrays):
-                    buffer[row, :, past - length :, :] = array[0]
         feeds = {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids, **dict(zip(self.past_names, pasts))}
         named = self.run_batch(feeds)
+        presents = _BatchKV(tuple(named[n] for n in self.present_names))
+        probs = self._probabilities({n: named[n] for n in self._output_names if not n.startswith("present.")}, prompt_head)
         outputs: list[StepOutput] = []
         for row, (state, ids) in enumerate(zip(states, token_lists)):
             k, length = len(ids), state.length
             if length == past and k == seq:  # no padding in this row: views of the batch output, no copy
-                arrays = tuple(named[n][row : row + 1] for n in self.present_names)
+                new_state = KVState(tuple(a[row : row + 1] for a in presents.arrays), length + k, presents, row)
             else:
-                arrays = tuple(
-                    np.concatenate([named[n][row : row + 1, :, past - length : past], named[n][row : row + 1, :, past + seq - k :]], axis=2)
-                    for n in self.present_names
-                )
-            outputs.append(self._to_probs({n: named[n][row, seq - k :] for n in self._output_names if not n.startswith("present.")},
-                                          KVState(arrays=arrays, length=length + k), prompt_head))
+                arrays = tuple(np.concatenate([a[row : row + 1, :, past - length : past], a[row : row + 1, :, past + seq - k :]], axis=2)
+                               for a in presents.arrays)
+                new_state = KVState(arrays, length + k)
+            outputs.append(StepOutput(*(None if p is None else p[row, seq - k :] for p in probs), state=new_state))
         return outputs
+
+    def _gather(self, states: Sequence[KVState], past: int) -> list[np.ndarray]:
+        """The batch's past tensors: [batch, heads, past, head_dim], ragged rows left-padded with zeros.
+
+        Streams last stepped together as rows of one batched call are taken from
+        that call's output: as is when they are all of its rows in order (no
+        copy), else with one ``take`` per tensor instead of a copy per stream.
+        """
+        first = states[0].batch
+        if first is not None and all(s.batch is first and s.length == past for s in states):
+            rows = [s.row for s in states]
+            if rows == list(range(len(first.arrays[0]))):
+                return list(first.arrays)
+            return [np.take(a, rows, axis=0) for a in first.arrays]
+        if all(s.length == past for s in states):  # no left padding: one concatenate per tensor
+            return [np.concatenate(column, axis=0) for column in zip(*(s.arrays for s in states))]
+        spec = self.manifest.state
+        pasts = [np.zeros((len(states), spec.num_kv_heads, past, spec.head_dim), dtype=self._state_dtype) for _ in self.past_names]
+        for row, state in enumerate(states):
+            if state.length:
+                for buffer, array in zip(pasts, state.arrays):
+                    buffer[row, :, past - state.length :, :] = array[0]
+        return pasts
 
     def run_batch(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run prepared batch feeds (used by the batching scheduler and benchmarks)."""

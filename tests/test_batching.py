@@ -69,6 +69,26 @@ def test_step_many_equals_single_steps_and_full_recompute(batch_model: StreamMod
         assert np.isfinite(logits).all()
 
 
+def test_consecutive_batches_reuse_the_batch_output(batch_model: StreamModel) -> None:
+    """States from one batched call feed the next one as is, as a reordered subset, or mixed with others."""
+    model = batch_model
+    ids = model.prompt_token_ids("hello there") + model.tokenizer.encode(_texts(1)[0], add_special_tokens=False).ids
+    start = [model.step(model.empty_state(), ids[: 5 + i]).state for i in range(4)]
+    aligned = model.step_many([start[0]] * 4, [[ids[5 + i]] for i in range(4)])  # aligned rows: views of the output
+    assert all(o.state.batch is aligned[0].state.batch for o in aligned)
+    cases = [
+        ([o.state for o in aligned], [[7], [8], [9], [10]]),  # all rows in order: no gather
+        ([aligned[2].state, aligned[0].state], [[11], [12, 13]]),  # a reordered subset, ragged chunks
+        ([aligned[1].state, start[3]], [[14], [15]]),  # mixed with a state of another length
+    ]
+    for states, chunks in cases:
+        for state, chunk, out in zip(states, chunks, model.step_many(states, chunks)):
+            alone = model.step(state, chunk)
+            np.testing.assert_allclose(out.risk, alone.risk, atol=1e-5)
+            for a, b in zip(out.state.arrays, alone.state.arrays):
+                np.testing.assert_allclose(a, b, atol=1e-4)
+
+
 def _run_threads(guard: Guard, texts: list[str]) -> list[tuple[bool, object, str]]:
     def one(i: int) -> tuple[bool, object, str]:
         stream = guard.stream(_pieces(texts[i], i), prompt="please help me")
