@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -39,12 +38,28 @@ class BatchStats:
         return self.steps / self.batches if self.batches else 0.0
 
 
-@dataclass
 class _Request:
-    state: KVState
-    ids: Sequence[int]
-    prompt_head: bool
-    future: Future[StepOutput]
+    """One pending step; its caller blocks on ``done`` (a plain lock: the cheapest wake-up)."""
+
+    __slots__ = ("state", "ids", "prompt_head", "output", "error", "done")
+
+    def __init__(self, state: KVState, ids: list[int], prompt_head: bool) -> None:
+        self.state, self.ids, self.prompt_head = state, ids, prompt_head
+        self.output: StepOutput | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Lock()
+        self.done.acquire()
+
+    def finish(self, output: StepOutput | None = None, error: BaseException | None = None) -> None:
+        self.output, self.error = output, error
+        self.done.release()
+
+    def result(self) -> StepOutput:
+        self.done.acquire()
+        if self.error is not None:
+            raise self.error
+        assert self.output is not None
+        return self.output
 
 
 class BatchScheduler:
@@ -87,13 +102,20 @@ class BatchScheduler:
     # -- stepping --------------------------------------------------------
     def step(self, state: KVState, token_ids: Sequence[int], *, prompt_head: bool = False) -> StepOutput:
         """Blocking step through the batcher (same result as ``model.step``)."""
-        future: Future[StepOutput] = Future()
+        request = _Request(state, list(token_ids), prompt_head)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the batch scheduler is closed")
-            self._pending.append(_Request(state, list(token_ids), prompt_head, future))
-            self._cond.notify()
-        return future.result()
+            self._pending.append(request)
+            # wake the worker only when this step starts a batch or completes one: a
+            # wake-up per arriving step costs a GIL hand-off each, with nothing to do
+            if len(self._pending) == 1 or len(self._pending) >= self._wanted():
+                self._cond.notify()
+        return request.result()
+
+    def _wanted(self) -> int:
+        """Steps that make a full batch: every active session's, at most ``max_batch``."""
+        return min(self.max_batch, max(1, self._active))
 
     def close(self) -> None:
         with self._cond:
@@ -108,7 +130,7 @@ class BatchScheduler:
             if self._closed and not self._pending:
                 return None
             deadline = time.monotonic() + self.max_wait
-            while len(self._pending) < min(self.max_batch, max(1, self._active)):
+            while len(self._pending) < self._wanted():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closed:
                     break
@@ -128,6 +150,9 @@ class BatchScheduler:
         self.stats.steps += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
         self.stats.sizes[len(batch)] = self.stats.sizes.get(len(batch), 0) + 1
+        # rows in the order of the batched call that made the states, so that a
+        # cohort stepping together is fed that call's output without a copy
+        batch.sort(key=lambda r: (id(r.state.batch), r.state.row))
         try:
             prompt_head = any(r.prompt_head for r in batch)
             outputs = self.model.step_many([r.state for r in batch], [r.ids for r in batch], prompt_head=prompt_head)
@@ -135,12 +160,12 @@ class BatchScheduler:
             for request in batch:
                 self.stats.retried_alone += len(batch) > 1
                 try:
-                    request.future.set_result(self.model.step(request.state, request.ids, prompt_head=request.prompt_head))
+                    request.finish(self.model.step(request.state, request.ids, prompt_head=request.prompt_head))
                 except Exception as exc:  # noqa: BLE001
-                    request.future.set_exception(exc)
+                    request.finish(error=exc)
             return
         for request, output in zip(batch, outputs):
-            request.future.set_result(output)
+            request.finish(output)
 
     def __enter__(self) -> BatchScheduler:
         return self
