@@ -142,62 +142,82 @@ def _bench_rescoring(model: StreamModel, lengths: list[int], probes: int) -> dic
     return out
 
 
-def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int) -> dict[str, Any]:
-    """Aggregate tokens/s for S concurrent streams: one-by-one steps vs one batched call per step.
+def _one_by_one(model: StreamModel, base: KVState, ids: list[int], count: int) -> float:
+    states = [base] * count
+    t0 = time.perf_counter()
+    for token_id in ids:
+        states = [model.step(state, [token_id]).state for state in states]
+    return count * len(ids) / (time.perf_counter() - t0)
 
-    Both start from the same prefilled prompts and score ``tokens`` single tokens
-    per stream; "scheduler" runs S real sessions in S threads through
-    :class:`~guardkit.batching.BatchScheduler`, so it includes all SDK costs.
-    """
+
+def _batched(model: StreamModel, base: KVState, ids: list[int], count: int) -> float:
+    states = [base] * count
+    t0 = time.perf_counter()
+    for token_id in ids:
+        states = [o.state for o in model.step_many(states, [[token_id]] * count)]
+    return count * len(ids) / (time.perf_counter() - t0)
+
+
+def _via_scheduler(model: StreamModel, words: list[str], count: int) -> tuple[float, float]:
+    """S real sessions in S threads through one :class:`~guardkit.batching.BatchScheduler`: tokens/s and mean batch."""
     import threading
 
-    from guardkit.batching import BatchScheduler
+    from guardkit.batching import BatchScheduler, BatchStats
 
+    policy = _never_blocking_policy()
+    with BatchScheduler(model, max_wait_ms=2.0, max_batch=max(64, count)) as scheduler:
+        sessions = [StreamSession(model, policy, "tell me about the history of medicine", scheduler=scheduler) for _ in range(count)]
+        for session in sessions:
+            session.start()
+            session.feed(words[0])
+        barrier = threading.Barrier(count + 1)
+
+        def drive(session: StreamSession) -> None:
+            barrier.wait()
+            for word in words[1:]:
+                session.feed(" " + word)
+            session.close()
+
+        threads = [threading.Thread(target=drive, args=(s,)) for s in sessions]
+        for thread in threads:
+            thread.start()
+        scheduler.stats = BatchStats()  # count the timed steps only, not the prefills above
+        barrier.wait()
+        t0 = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        return count * (len(words) - 1) / (time.perf_counter() - t0), scheduler.stats.mean_batch
+
+
+def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int, rounds: int) -> dict[str, Any]:
+    """Aggregate tokens/s for S concurrent streams: one-by-one steps vs one batched call per step.
+
+    All start from the same prefilled prompt and score ``tokens`` single tokens
+    per stream; "scheduler" runs S real sessions in S threads through the
+    batch scheduler, so it includes all SDK costs. The three alternate round by
+    round; each figure is the median over the rounds.
+    """
     words = _single_token_words(model, tokens + 1)
     ids = [model.tokenizer.encode(w, add_special_tokens=False).ids[0] for w in words]
     base = _prefilled(model)
     out: dict[str, Any] = {}
     for count in stream_counts:
-        states = [base] * count
-        t0 = time.perf_counter()
-        for i in range(tokens):
-            states = [model.step(state, [ids[i]]).state for state in states]
-        one_by_one = count * tokens / (time.perf_counter() - t0)
-        states = [base] * count
-        t0 = time.perf_counter()
-        for i in range(tokens):
-            states = [o.state for o in model.step_many(states, [[ids[i]]] * count)]
-        batched = count * tokens / (time.perf_counter() - t0)
-        policy = _never_blocking_policy()
-        with BatchScheduler(model, max_wait_ms=2.0, max_batch=max(64, count)) as scheduler:
-            sessions = [StreamSession(model, policy, "tell me about the history of medicine", scheduler=scheduler) for _ in range(count)]
-            for session in sessions:
-                session.start()
-                session.feed(words[0])
-            barrier = threading.Barrier(count + 1)
-
-            def drive(session: StreamSession) -> None:
-                barrier.wait()
-                for word in words[1 : tokens + 1]:
-                    session.feed(" " + word)
-                session.close()
-
-            threads = [threading.Thread(target=drive, args=(s,)) for s in sessions]
-            for thread in threads:
-                thread.start()
-            barrier.wait()
-            t0 = time.perf_counter()
-            for thread in threads:
-                thread.join()
-            via_scheduler = count * tokens / (time.perf_counter() - t0)
-            mean_batch = scheduler.stats.mean_batch
+        one, batched, sched, sizes = [], [], [], []
+        for _ in range(rounds):
+            one.append(_one_by_one(model, base, ids[:tokens], count))
+            batched.append(_batched(model, base, ids[:tokens], count))
+            rate, mean_batch = _via_scheduler(model, words, count)
+            sched.append(rate)
+            sizes.append(mean_batch)
+        one_by_one, batch_rate, sched_rate = (statistics.median(v) for v in (one, batched, sched))
         out[str(count)] = {
             "one_by_one_tok_s": round(one_by_one, 1),
-            "batched_tok_s": round(batched, 1),
-            "batched_ratio": round(batched / one_by_one, 2),
-            "scheduler_tok_s": round(via_scheduler, 1),
-            "scheduler_ratio": round(via_scheduler / one_by_one, 2),
-            "scheduler_mean_batch": round(mean_batch, 1),
+            "batched_tok_s": round(batch_rate, 1),
+            "batched_ratio": round(batch_rate / one_by_one, 2),
+            "scheduler_tok_s": round(sched_rate, 1),
+            "scheduler_ratio": round(sched_rate / one_by_one, 2),
+            "scheduler_mean_batch": round(statistics.median(sizes), 1),
+            "rounds": rounds,
         }
     return out
 
@@ -238,7 +258,7 @@ def run_bench(
     longest = model.max_positions - len(model.prompt_token_ids("tell me about the history of medicine")) - 8
     figures["rescoring"] = _bench_rescoring(model, lengths or sorted({128, 512, 2048, longest}), probes=8)
     say("concurrent streams: one-by-one vs batched")
-    figures["streams"] = _bench_streams(model, streams or [1, 8, 32, 64], tokens=min(tokens, 64))
+    figures["streams"] = _bench_streams(model, streams or [1, 8, 32, 64], tokens=min(tokens, 64), rounds=rounds)
     say("cold start and memory")
     figures["cold_start"] = _cold_start(str(model.path))
     figures["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -264,7 +284,7 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
             w(f"  {length:>5} tokens: skipped ({t['skipped']})\n")
         else:
             w(f"  {length:>5} tokens: incremental {t['incremental']['median_ms']:8.3f}   full {t['full_rescore']['median_ms']:9.3f}   {t['ratio']:8.1f}x cheaper\n")
-    w("\nConcurrent streams, aggregate guard tokens/s (single-token steps):\n")
+    w("\nConcurrent streams, aggregate guard tokens/s (single-token steps; median of alternating rounds):\n")
     w("  streams   one-by-one     batched  ratio   scheduler  ratio  mean batch\n")
     for count, t in f["streams"].items():
         w(f"  {count:>7} {t['one_by_one_tok_s']:12.1f} {t['batched_tok_s']:11.1f} {t['batched_ratio']:5.2f}x "
