@@ -39,9 +39,10 @@ class _BatchKV:
 class KVState:
     """Per-session model state: the KV cache and how many positions it covers.
 
-    ``batch``/``row`` say that ``arrays`` are the views ``batch.arrays[i][row:row+1]``
-    of a batched call's output, so the next batched call can feed that output back
-    without gathering the streams' caches one by one.
+    ``batch``/``row`` say that ``arrays`` are the views ``batch.arrays[i][row:row+1, :, -length:]``
+    of a batched call's output (the row's tail; its head is masked padding), so the
+    next batched call can feed that output back without gathering the streams'
+    caches one by one.
     """
 
     arrays: tuple[np.ndarray, ...]
@@ -231,7 +232,8 @@ class StreamModel:
         ``[pad][past][pad][new]`` with pads masked out, so every stream's outputs
         equal what :meth:`step` gives it alone (the causal mask only looks at
         real positions). Per-stream KV state is gathered in (see :meth:`_gather`) and
-        handed back as views of the batch output where a row has no padding.
+        handed back as views of the batch output where a row has no pad between its
+        past and its new tokens (always, for single-token steps).
         """
         if len(states) != len(token_lists):
             raise ValueError("states and token_lists differ in length")
@@ -262,8 +264,9 @@ class StreamModel:
         outputs: list[StepOutput] = []
         for row, (state, ids) in enumerate(zip(states, token_lists)):
             k, length = len(ids), state.length
-            if length == past and k == seq:  # no padding in this row: views of the batch output, no copy
-                new_state = KVState(tuple(a[row : row + 1] for a in presents.arrays), length + k, presents, row)
+            if k == seq:  # no pad between past and new: the row's tail of the batch output is its state, no copy
+                total = past + seq
+                new_state = KVState(tuple(a[row : row + 1, :, total - length - k :] for a in presents.arrays), length + k, presents, row)
             else:
                 arrays = tuple(np.concatenate([a[row : row + 1, :, past - length : past], a[row : row + 1, :, past + seq - k :]], axis=2)
                                for a in presents.arrays)
@@ -275,15 +278,23 @@ class StreamModel:
         """The batch's past tensors: [batch, heads, past, head_dim], ragged rows left-padded with zeros.
 
         Streams last stepped together as rows of one batched call are taken from
-        that call's output: as is when they are all of its rows in order (no
-        copy), else with one ``take`` per tensor instead of a copy per stream.
+        that call's output, where each row already ends with its state: as is
+        when they are all of its rows in order (no copy), else with one ``take``
+        per tensor instead of a copy per stream. Only the left pads are zeroed
+        (no state's view covers them).
         """
         first = states[0].batch
-        if first is not None and all(s.batch is first and s.length == past for s in states):
+        if first is not None and first.arrays[0].shape[2] == past and all(s.batch is first for s in states):
             rows = [s.row for s in states]
             if rows == list(range(len(first.arrays[0]))):
-                return list(first.arrays)
-            return [np.take(a, rows, axis=0) for a in first.arrays]
+                pasts = list(first.arrays)
+            else:
+                pasts = [np.take(a, rows, axis=0) for a in first.arrays]
+            for row, state in enumerate(states):
+                if state.length < past:
+                    for buffer in pasts:
+                        buffer[row, :, : past - state.length] = 0
+            return pasts
         if all(s.length == past for s in states):  # no left padding: one concatenate per tensor
             return [np.concatenate(column, axis=0) for column in zip(*(s.arrays for s in states))]
         spec = self.manifest.state

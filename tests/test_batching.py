@@ -81,12 +81,22 @@ def test_consecutive_batches_reuse_the_batch_output(batch_model: StreamModel) ->
         ([aligned[2].state, aligned[0].state], [[11], [12, 13]]),  # a reordered subset, ragged chunks
         ([aligned[1].state, start[3]], [[14], [15]]),  # mixed with a state of another length
     ]
+    ragged = model.step_many(start, [[20], [21], [22], [23]])  # lengths 5..8: rows are tails of the output
+    assert all(o.state.batch is ragged[0].state.batch for o in ragged)
+    cases += [
+        ([o.state for o in ragged], [[24], [25], [26], [27]]),  # all rows in order, left pads zeroed in place
+        ([o.state for o in ragged][::-1], [[28], [29], [30], [31]]),  # reordered: one take per tensor
+        ([o.state for o in ragged][:-1], [[32], [33], [34]]),  # the longest row gone: a plain copy
+    ]
     for states, chunks in cases:
         for state, chunk, out in zip(states, chunks, model.step_many(states, chunks)):
             alone = model.step(state, chunk)
             np.testing.assert_allclose(out.risk, alone.risk, atol=1e-5)
             for a, b in zip(out.state.arrays, alone.state.arrays):
                 np.testing.assert_allclose(a, b, atol=1e-4)
+    for state, extra in zip([o.state for o in ragged], range(4)):  # the views equal a full recompute of each stream
+        full = model.run(model.empty_state(), ids[: 5 + extra] + [20 + extra, 40])[0]["risk_logits"][-1]
+        np.testing.assert_allclose(model.run(state, [40])[0]["risk_logits"][-1], full, atol=1e-4)
 
 
 def _run_threads(guard: Guard, texts: list[str]) -> list[tuple[bool, object, str]]:
