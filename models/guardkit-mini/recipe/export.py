@@ -8,6 +8,10 @@ Steps:
     stay fp32).  8-bit MatMulNBits was measured 15x slower per step on this
     onnxruntime CPU build (~12-17 ms vs ~0.9 ms), so 4-bit it is.  Activations are never
     quantised, so a chunk of k tokens and k single steps give the same logits.
+    Keep accuracy_level unset: accuracy_level=4 (int8 compute) was measured on
+    onnxruntime 1.32 / AVX512-VNNI and breaks that invariance (single steps take another
+    int8 kernel than multi-row calls: |logit diff| up to 0.11 vs a full recompute, so a
+    batched step and a lone step would disagree); levels 1-3 fall back to fp32 compute.
  3. the word-embedding table is stored as float16 (Gather on fp16 + Cast to fp32).
  -> models/guardkit-mini/model.onnx   (then run write_manifest.py)
 
