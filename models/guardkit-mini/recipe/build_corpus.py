@@ -210,8 +210,11 @@ def toxic_spans(n=4000, seed=0):
                 spans[-1][1] = c + 1
             else:
                 spans.append([c, c + 1])
-        lab = UNSAFE if spans else SAFE
-        out.append(rec("toxic-spans", "response", "", r["text"], lab, "unethical_acts", SAFE, None, spans=spans))
+        if not spans:
+            # Every post in this set was rated toxic; an empty span list only means the
+            # annotators could not pin the toxicity to words, so it is not a safe example.
+            continue
+        out.append(rec("toxic-spans", "response", "", r["text"], UNSAFE, "unethical_acts", SAFE, None, spans=spans))
     return out
 
 

