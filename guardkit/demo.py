@@ -131,7 +131,7 @@ def run_demo(guard: Guard, out: TextIO = sys.stdout, *, delay: float | None = No
                 outcome = "prompt refused (expected: the response halted mid-stream)"
             else:
                 outcome = f"halted after {len(released)}/{len(sample.response)} characters" if stream.blocked else "NOT halted"
-            if stream.blocked and not ok:
+            if stream.blocked and verdict.source == "response" and not ok:
                 outcome += " (late: harmful part partly released)"
         expected += ok
         where = f" at char {verdict.char_offset}" if verdict.char_offset is not None else ""

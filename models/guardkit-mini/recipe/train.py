@@ -124,7 +124,7 @@ def loss_fn(model, batch):
         losses["prompt"] = F.cross_entropy(prisk[ar, sep], pr, ignore_index=-100)
     if (pc >= 0).any():
         losses["pcat"] = 0.5 * F.cross_entropy(pcat[ar, sep], pc, ignore_index=-100)
-    return sum(losses.values()), {k: float(v) for k, v in losses.items()}
+    return sum(losses.values()), {k: float(v.detach()) for k, v in losses.items()}
 
 
 def batches(encoded, tokens_per_batch, seed):
