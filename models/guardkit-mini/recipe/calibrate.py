@@ -23,7 +23,7 @@ from onnx import numpy_helper
 from tokenizers import Tokenizer
 
 from bench import Runner
-from evaluate import MAX_RESP, f1, halt_index, render, softmax
+from evaluate import MAX_RESP, f1, halt_index, render, softmax, unique_prompts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUNDLE = os.path.dirname(HERE)
@@ -80,11 +80,7 @@ def main():
         logits.append(run.run_chunked(ids, ids.shape[1])[0][0, len(pids):])
     gold = np.array([x["resp_label"] == "unsafe" for x in resp])
     safe = np.array([x["resp_label"] == "safe" for x in resp])
-    seen, prompts = set(), []
-    for x in dev:
-        if x.get("prompt_label") and x["prompt"] and x["prompt"] not in seen:
-            seen.add(x["prompt"])
-            prompts.append(x)
+    prompts = unique_prompts(dev)
     plog = np.array([run.run_chunked(np.array([render(tok, x)], np.int64), len(render(tok, x)))[2][0, -1] for x in prompts])
     pgold = np.array([x["prompt_label"] == "unsafe" for x in prompts])
     psafe = np.array([x["prompt_label"] == "safe" for x in prompts])

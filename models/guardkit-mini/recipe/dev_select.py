@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from evaluate import MAX_RESP, f1, halt_index, render, softmax
+from evaluate import MAX_RESP, f1, halt_index, render, softmax, unique_prompts
 from model import GuardMini
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,11 +64,7 @@ def score(model, items, tok, device, max_fpr):
     rlog = [l[0][len(p):] for l, p in zip(lg, pids)]
     gold = np.array([x["resp_label"] == "unsafe" for x in resp])
     safe = np.array([x["resp_label"] == "safe" for x in resp])
-    seen, prompts = set(), []
-    for x in items:
-        if x.get("prompt_label") and x["prompt"] and x["prompt"] not in seen:
-            seen.add(x["prompt"])
-            prompts.append(x)
+    prompts = unique_prompts(items)
     plg = logits_for(model, [render(tok, x) for x in prompts], device)
     plog = np.array([l[1][-1] for l in plg])
     pgold = np.array([x["prompt_label"] == "unsafe" for x in prompts])

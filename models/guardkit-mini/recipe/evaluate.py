@@ -61,6 +61,16 @@ def f1(pred, gold):
                 n=int(len(gold)), positives=int(gold.sum()))
 
 
+def unique_prompts(items):
+    """Each labelled prompt once (several responses can share one prompt)."""
+    seen, prompts = set(), []
+    for x in items:
+        if x.get("prompt_label") and x["prompt"] and x["prompt"] not in seen:
+            seen.add(x["prompt"])
+            prompts.append(x)
+    return prompts
+
+
 def render(tok, x):
     p = tok.encode("[CLS] " + x["prompt"] + " [SEP]", add_special_tokens=False).ids
     if len(p) > MAX_PROMPT + 2:
@@ -185,11 +195,7 @@ def main():
         res["time_streaming_s"] = round(time.time() - t1, 1)
 
     # ---------------- prompts
-    seen, prompts = set(), []
-    for x in items:
-        if x.get("prompt_label") and x["prompt"] and x["prompt"] not in seen:
-            seen.add(x["prompt"])
-            prompts.append(x)
+    prompts = unique_prompts(items)
     pp, pg, pcat_pred = [], [], []
     for x in prompts:
         pids = render(tok, x)
