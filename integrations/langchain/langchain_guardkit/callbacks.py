@@ -162,6 +162,17 @@ class _HandlerBase(ModelRunsOnly):
         executor = self.guard.executor
         return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
 
+    def _accept_token(self, run_id: UUID, token: str, chunk: Any) -> tuple[_Run, str] | None:
+        """The run and the text to feed for a new token; None when it carries no text."""
+        run = self._runs.get_or_open(run_id)
+        if run.blocked is not None:
+            raise StreamBlocked(run.blocked, run.session.released_text)
+        text = _token_text(token, chunk)
+        if not text:
+            return None
+        run.fed = True
+        return run, text
+
     def _blocked_error(self, run_id: UUID, run: _Run, verdict: Verdict) -> StreamBlocked:
         run.blocked = verdict
         run.session.close()
@@ -205,13 +216,10 @@ class GuardkitCallbackHandler(_HandlerBase, BaseCallbackHandler):
         self._start(run_id, _llm_prompt(prompts))
 
     def on_llm_new_token(self, token: str, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
-        run = self._runs.get_or_open(run_id)
-        if run.blocked is not None:
-            raise StreamBlocked(run.blocked, run.session.released_text)
-        text = _token_text(token, chunk)
-        if not text:
+        accepted = self._accept_token(run_id, token, chunk)
+        if accepted is None:
             return
-        run.fed = True
+        run, text = accepted
         texts, blocked = _split(run.session.feed(text))
         self._emit(texts, run_id)
         if blocked is not None:
@@ -269,13 +277,10 @@ class AsyncGuardkitCallbackHandler(_HandlerBase, AsyncCallbackHandler):
         await self._start(run_id, _llm_prompt(prompts))
 
     async def on_llm_new_token(self, token: str, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
-        run = self._runs.get_or_open(run_id)
-        if run.blocked is not None:
-            raise StreamBlocked(run.blocked, run.session.released_text)
-        text = _token_text(token, chunk)
-        if not text:
+        accepted = self._accept_token(run_id, token, chunk)
+        if accepted is None:
             return
-        run.fed = True
+        run, text = accepted
         texts, blocked = _split(await self._off_loop(run.session.feed, text))
         await self._emit(texts, run_id)
         if blocked is not None:

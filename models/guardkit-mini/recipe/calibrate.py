@@ -23,7 +23,7 @@ from onnx import numpy_helper
 from tokenizers import Tokenizer
 
 from bench import Runner
-from evaluate import MAX_RESP, f1, halt_index, render, softmax, unique_prompts
+from evaluate import MAX_RESP, f1, halt_index, pick, render, softmax, unique_prompts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUNDLE = os.path.dirname(HERE)
@@ -103,14 +103,9 @@ def main():
         pfpr = float(pp[psafe].mean())
         table.append(dict(delta=float(d), resp_f1=fr, resp_fpr=fpr, prompt_f1=fp, prompt_fpr=pfpr))
 
-    def pick(f1k, fprk):
-        # best F1 under the FPR cap; if no offset meets the cap, the cap becomes the lowest FPR reached
-        cap = max(args.max_fpr, min(r[fprk] for r in table))
-        ok = [r for r in table if r[fprk] <= cap]
-        r = max(ok, key=lambda r: (r[f1k], -abs(r["delta"])))
-        return r["delta"], r[f1k]
-
-    best_r, best_p = pick("resp_f1", "resp_fpr"), pick("prompt_f1", "prompt_fpr")
+    resp_row = pick(table, "resp_f1", "resp_fpr", args.max_fpr)
+    prompt_row = pick(table, "prompt_f1", "prompt_fpr", args.max_fpr)
+    best_r, best_p = (resp_row["delta"], resp_row["resp_f1"]), (prompt_row["delta"], prompt_row["prompt_f1"])
     for row in table:
         print(row)
     rd, pd = best_r[0], best_p[0]

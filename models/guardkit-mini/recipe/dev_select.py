@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from evaluate import MAX_RESP, f1, halt_index, render, softmax, unique_prompts
+from evaluate import MAX_RESP, f1, halt_index, pick, render, softmax, unique_prompts
 from model import GuardMini
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,12 +48,6 @@ def logits_for(model, seqs, device, batch=64):
         for r, i in enumerate(idx):
             res[i] = (risk[r, :len(seqs[i])], prisk[r, :len(seqs[i])])
     return res
-
-
-def pick(table, f1_key, fpr_key, max_fpr):
-    cap = max(max_fpr, min(r[fpr_key] for r in table))
-    ok = [r for r in table if r[fpr_key] <= cap]
-    return max(ok, key=lambda r: (r[f1_key], -abs(r["delta"])))
 
 
 def score(model, items, tok, device, max_fpr):

@@ -61,6 +61,13 @@ def f1(pred, gold):
                 n=int(len(gold)), positives=int(gold.sum()))
 
 
+def pick(table, f1_key, fpr_key, max_fpr):
+    """Row of an offset sweep with the best F1 under the FPR cap (the lowest FPR reached, if no row meets it)."""
+    cap = max(max_fpr, min(r[fpr_key] for r in table))
+    ok = [r for r in table if r[fpr_key] <= cap]
+    return max(ok, key=lambda r: (r[f1_key], -abs(r["delta"])))
+
+
 def unique_prompts(items):
     """Each labelled prompt once (several responses can share one prompt)."""
     seen, prompts = set(), []

@@ -50,8 +50,8 @@ def rtp_lx_en():
 
 def scores(run, tok, texts):
     resp_blocked, prompt_unsafe = [], []
+    pids = render(tok, {"prompt": ""})  # responses to an empty prompt
     for t in texts:
-        pids = render(tok, {"prompt": ""})
         rids = tok.encode(t, add_special_tokens=False).ids[:MAX_RESP]
         ids = np.array([pids + rids], np.int64)
         p = softmax(run.run_chunked(ids, ids.shape[1])[0][0, len(pids):])
