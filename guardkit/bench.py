@@ -158,14 +158,21 @@ def _batched(model: StreamModel, base: KVState, ids: list[int], count: int) -> f
     return count * len(ids) / (time.perf_counter() - t0)
 
 
-def _via_scheduler(model: StreamModel, words: list[str], count: int) -> tuple[float, float]:
-    """S real sessions in S threads through one :class:`~guardkit.batching.BatchScheduler`: tokens/s and mean batch."""
+def _sessions_in_threads(model: StreamModel, words: list[str], count: int, *, batching: bool) -> tuple[float, float]:
+    """S real sessions in S threads: tokens/s and mean batch.
+
+    With ``batching`` they step through one :class:`~guardkit.batching.BatchScheduler`;
+    without, each steps on its own and ONNX Runtime runs the calls side by side
+    (what a threaded server gets without batching: it uses every core).
+    """
+    import contextlib
     import threading
 
     from guardkit.batching import BatchScheduler, BatchStats
 
     policy = _never_blocking_policy()
-    with BatchScheduler(model, max_wait_ms=2.0, max_batch=max(64, count)) as scheduler:
+    with contextlib.ExitStack() as stack:
+        scheduler = stack.enter_context(BatchScheduler(model, max_batch=max(64, count))) if batching else None
         sessions = [StreamSession(model, policy, "tell me about the history of medicine", scheduler=scheduler) for _ in range(count)]
         for session in sessions:
             session.start()
@@ -181,41 +188,48 @@ def _via_scheduler(model: StreamModel, words: list[str], count: int) -> tuple[fl
         threads = [threading.Thread(target=drive, args=(s,)) for s in sessions]
         for thread in threads:
             thread.start()
-        scheduler.stats = BatchStats()  # count the timed steps only, not the prefills above
+        if scheduler is not None:
+            scheduler.stats = BatchStats()  # count the timed steps only, not the prefills above
         barrier.wait()
         t0 = time.perf_counter()
         for thread in threads:
             thread.join()
-        return count * (len(words) - 1) / (time.perf_counter() - t0), scheduler.stats.mean_batch
+        rate = count * (len(words) - 1) / (time.perf_counter() - t0)
+        return rate, scheduler.stats.mean_batch if scheduler is not None else 1.0
 
 
 def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int, rounds: int) -> dict[str, Any]:
-    """Aggregate tokens/s for S concurrent streams: one-by-one steps vs one batched call per step.
+    """Aggregate tokens/s for S concurrent streams, batched and not.
 
     All start from the same prefilled prompt and score ``tokens`` single tokens
-    per stream; "scheduler" runs S real sessions in S threads through the
-    batch scheduler, so it includes all SDK costs. The three alternate round by
-    round; each figure is the median over the rounds.
+    per stream. Model level: one-by-one steps in one thread vs one batched call
+    per step. Session level (all SDK costs): S real sessions in S threads,
+    unbatched (ONNX Runtime runs their calls side by side on every core) vs
+    through the batch scheduler. The four alternate round by round; each figure
+    is the median over the rounds.
     """
     words = _single_token_words(model, tokens + 1)
     ids = [model.tokenizer.encode(w, add_special_tokens=False).ids[0] for w in words]
     base = _prefilled(model)
     out: dict[str, Any] = {}
     for count in stream_counts:
-        one, batched, sched, sizes = [], [], [], []
+        one, batched, threaded, sched, sizes = [], [], [], [], []
         for _ in range(rounds):
             one.append(_one_by_one(model, base, ids[:tokens], count))
             batched.append(_batched(model, base, ids[:tokens], count))
-            rate, mean_batch = _via_scheduler(model, words, count)
+            threaded.append(_sessions_in_threads(model, words, count, batching=False)[0])
+            rate, mean_batch = _sessions_in_threads(model, words, count, batching=True)
             sched.append(rate)
             sizes.append(mean_batch)
-        one_by_one, batch_rate, sched_rate = (statistics.median(v) for v in (one, batched, sched))
+        one_by_one, batch_rate, threaded_rate, sched_rate = (statistics.median(v) for v in (one, batched, threaded, sched))
         out[str(count)] = {
             "one_by_one_tok_s": round(one_by_one, 1),
             "batched_tok_s": round(batch_rate, 1),
             "batched_ratio": round(batch_rate / one_by_one, 2),
+            "threads_unbatched_tok_s": round(threaded_rate, 1),
             "scheduler_tok_s": round(sched_rate, 1),
             "scheduler_ratio": round(sched_rate / one_by_one, 2),
+            "scheduler_vs_threads_unbatched": round(sched_rate / threaded_rate, 2),
             "scheduler_mean_batch": round(statistics.median(sizes), 1),
             "rounds": rounds,
         }
@@ -285,10 +299,13 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
         else:
             w(f"  {length:>5} tokens: incremental {t['incremental']['median_ms']:8.3f}   full {t['full_rescore']['median_ms']:9.3f}   {t['ratio']:8.1f}x cheaper\n")
     w("\nConcurrent streams, aggregate guard tokens/s (single-token steps; median of alternating rounds):\n")
-    w("  streams   one-by-one     batched  ratio   scheduler  ratio  mean batch\n")
+    w("  model level: one-by-one in one thread vs one batched call per step;\n")
+    w("  session level: S sessions in S threads, unbatched (calls side by side) vs through the scheduler\n")
+    w("  streams   one-by-one     batched  ratio |  unbatched   scheduler  vs 1-by-1  vs unbatched  mean batch\n")
     for count, t in f["streams"].items():
-        w(f"  {count:>7} {t['one_by_one_tok_s']:12.1f} {t['batched_tok_s']:11.1f} {t['batched_ratio']:5.2f}x "
-          f"{t['scheduler_tok_s']:11.1f} {t['scheduler_ratio']:5.2f}x {t['scheduler_mean_batch']:10.1f}\n")
+        w(f"  {count:>7} {t['one_by_one_tok_s']:12.1f} {t['batched_tok_s']:11.1f} {t['batched_ratio']:5.2f}x |"
+          f"{t['threads_unbatched_tok_s']:11.1f} {t['scheduler_tok_s']:11.1f} {t['scheduler_ratio']:9.2f}x "
+          f"{t['scheduler_vs_threads_unbatched']:12.2f}x {t['scheduler_mean_batch']:11.1f}\n")
     c = f["cold_start"]
     w(f"\nCold start: import {c['import_s']:.3f} s + model load {c['model_load_s']:.3f} s; peak RSS {c['peak_rss_mb']:.1f} MB (fresh process)\n")
     w(f"Peak RSS of this benchmark process: {f['bench_peak_rss_mb']:.1f} MB\n")

@@ -34,7 +34,9 @@ class Guard:
         max_sessions: cap on live sessions (``SessionLimitError`` past it).
         batching: run the steps of concurrent sessions (threads, asyncio
             tasks) together in one ONNX Runtime call; verdicts are unchanged.
-        max_wait_ms, max_batch: the batcher's bounded wait and batch size.
+        max_wait_ms, max_batch, max_delay_ms: the batcher's wait (a batch runs
+            once no step arrived for ``max_wait_ms``, at most ``max_delay_ms``
+            after its first: default 20 ms or ``max_wait_ms`` if longer) and batch size.
 
     One Guard may be used from many threads and tasks at once; each response
     gets its own :class:`StreamSession`.
@@ -51,6 +53,7 @@ class Guard:
         batching: bool = False,
         max_wait_ms: float = 2.0,
         max_batch: int = 64,
+        max_delay_ms: float | None = None,
     ) -> None:
         self.policy: Policy = load_policy(policy)
         if isinstance(model, StreamModel):
@@ -60,7 +63,7 @@ class Guard:
         self.scheduler: BatchScheduler | None = None
         self._executor: ThreadPoolExecutor | None = None
         if batching:
-            self.scheduler = BatchScheduler(self.model, max_wait_ms=max_wait_ms, max_batch=max_batch)
+            self.scheduler = BatchScheduler(self.model, max_wait_ms=max_wait_ms, max_batch=max_batch, max_delay_ms=max_delay_ms)
             # async streams wait on the batcher in worker threads: enough of them to fill a batch
             self._executor = ThreadPoolExecutor(max_workers=max(32, 2 * max_batch), thread_name_prefix="guardkit")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +169,52 @@ def test_lone_stream_does_not_wait(tiny_bundle: Path) -> None:
         out = scheduler.step(model.empty_state(), model.prompt_token_ids("hi"))  # would hang 10 s if it waited
         assert out.state.length > 0
         assert scheduler.stats.batches == 1
+
+
+def _submit_later(scheduler: BatchScheduler, model: StreamModel, delay_s: float) -> Future[object]:
+    import time as _time
+
+    def later() -> object:
+        _time.sleep(delay_s)
+        return scheduler.step(model.empty_state(), model.prompt_token_ids("hello there"))
+
+    return ThreadPoolExecutor(1).submit(later)
+
+
+def test_a_batch_waits_while_steps_keep_arriving(tiny_bundle: Path) -> None:
+    """Gap rule: a step arriving within max_wait_ms of the last joins the batch, even past max_wait_ms from the first."""
+    model = StreamModel(tiny_bundle, device="cpu")
+    with BatchScheduler(model, max_wait_ms=400, max_delay_ms=5_000) as scheduler:
+        for _ in range(4):  # four sessions could step; only three will, so no full-batch shortcut
+            scheduler.register()
+        futures = [_submit_later(scheduler, model, delay) for delay in (0.0, 0.25, 0.5)]
+        outputs = [f.result(timeout=30) for f in futures]
+    assert all(o.state.length > 0 for o in outputs)  # type: ignore[attr-defined]
+    assert scheduler.stats.batches == 1 and scheduler.stats.largest == 3
+
+
+def test_max_delay_caps_the_wait_of_the_first_step(tiny_bundle: Path) -> None:
+    """Steps arriving every 0.1 s never leave a 0.4 s gap; the first still runs by max_delay_ms (0.5 s)."""
+    import time
+
+    model = StreamModel(tiny_bundle, device="cpu")
+    with BatchScheduler(model, max_wait_ms=400, max_delay_ms=500) as scheduler:
+        for _ in range(20):  # more sessions than will step: no full-batch shortcut
+            scheduler.register()
+        t0 = time.monotonic()
+        futures = [_submit_later(scheduler, model, 0.1 * i) for i in range(12)]
+        first = futures[0].result(timeout=30)
+        first_latency = time.monotonic() - t0
+        for future in futures[1:]:
+            future.result(timeout=30)
+    assert first.state.length > 0  # type: ignore[attr-defined]
+    assert first_latency < 1.1  # the last step arrives at 1.1 s: the first did not wait for it
+    assert scheduler.stats.batches >= 2
+
+
+def test_scheduler_rejects_inconsistent_waits(tiny_bundle: Path) -> None:
+    model = StreamModel(tiny_bundle, device="cpu")
+    with pytest.raises(ValueError, match="max_delay_ms"):
+        BatchScheduler(model, max_wait_ms=50, max_delay_ms=10)
+    with BatchScheduler(model, max_wait_ms=50) as scheduler:  # the default delay follows a longer wait
+        assert scheduler.max_delay >= scheduler.max_wait

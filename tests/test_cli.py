@@ -65,5 +65,9 @@ def test_bench_prints_raw_and_session_side_by_side(tiny_bundle: Path) -> None:
     assert data["batch1"]["raw_step"]["median_ms"] > 0 and data["batch1"]["session_per_token"]["median_ms"] > 0
     assert set(data["chunked"]) == {"k=1", "k=4", "k=16"}
     assert data["rescoring"]["64"]["ratio"] > 0
+    streams = data["streams"]["8"]
+    for key in ("one_by_one_tok_s", "batched_tok_s", "threads_unbatched_tok_s", "scheduler_tok_s"):
+        assert streams[key] > 0
+    assert streams["scheduler_vs_threads_unbatched"] == pytest.approx(streams["scheduler_tok_s"] / streams["threads_unbatched_tok_s"], rel=0.02)
     text = run("bench", "--model", str(tiny_bundle), "--tokens", "16", "--rounds", "1", "--lengths", "16")
     assert "session / raw" in text.stdout and "raw ONNX step" in text.stdout
