@@ -81,14 +81,14 @@ def _bench_raw_vs_session(model: StreamModel, tokens: int, rounds: int) -> dict[
     raw, sess = Timing(), Timing()
     for _ in range(rounds):
         state = _prefilled(model)
-        for token_id in ids:
-            t0 = time.perf_counter()
-            state = model.run(state, [token_id])[1]
-            raw.samples_ms.append((time.perf_counter() - t0) * 1e3)
         session = StreamSession(model, policy, "tell me about the history of medicine")
         session.start()
         session.feed(words[0])
-        for word in words[1:]:
+        # raw steps and session feeds alternate token by token, so both see the same host
+        for token_id, word in zip(ids, words[1:]):
+            t0 = time.perf_counter()
+            state = model.run(state, [token_id])[1]
+            raw.samples_ms.append((time.perf_counter() - t0) * 1e3)
             # each feed completes exactly one single-token word, so it makes one model step
             t0 = time.perf_counter()
             session.feed(" " + word)
