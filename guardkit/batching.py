@@ -10,10 +10,10 @@ would (ragged lengths are masked out), so no verdict changes.
 The wait is bounded: a batch runs as soon as every active session has a step
 pending, it holds ``max_batch`` steps, no further step arrived for ``max_wait_ms``,
 or its first step has waited ``max_delay_ms``. A lone stream never waits: with no
-other active session it steps in its own thread. The gap rule keeps a cohort whole while its sessions are still handing in
-their next steps one after another (their Python work between steps is
-serialised by the GIL: about 5 ms for 32 threads), yet runs at once when the
-others have nothing to say. A step that fails in a batch is retried alone, so one
+other active session it steps in its own thread. The gap rule keeps a cohort
+whole while its sessions are still handing in their next steps one after
+another (their Python work between steps is serialised by the GIL: about 5 ms
+for 32 threads), yet runs at once when the others have nothing to say. A step that fails in a batch is retried alone, so one
 bad session cannot fail the others.
 """
 
@@ -112,24 +112,22 @@ class BatchScheduler:
     # -- stepping --------------------------------------------------------
     def step(self, state: KVState, token_ids: Sequence[int], *, prompt_head: bool = False) -> StepOutput:
         """Blocking step through the batcher (same result as ``model.step``)."""
+        request = None
         with self._cond:
             if self._closed:
                 raise RuntimeError("the batch scheduler is closed")
-            alone = not self._pending and self._active <= 1
-            if alone:
-                self._count([None])
-        if alone:  # nobody to batch with: step in the caller's thread, no hand-off to the worker and back
+            if self._pending or self._active > 1:
+                request = _Request(state, list(token_ids), prompt_head)
+                self._pending.append(request)
+                self._last_arrival = time.monotonic()
+                # wake the worker only when this step starts a batch or completes one: a
+                # wake-up per arriving step costs a GIL hand-off each, with nothing to do
+                if len(self._pending) == 1 or len(self._pending) >= self._wanted():
+                    self._cond.notify()
+            else:
+                self._count(1)
+        if request is None:  # nobody to batch with: step in the caller's thread, no hand-off to the worker and back
             return self.model.step(state, token_ids, prompt_head=prompt_head)
-        request = _Request(state, list(token_ids), prompt_head)
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("the batch scheduler is closed")
-            self._pending.append(request)
-            self._last_arrival = time.monotonic()
-            # wake the worker only when this step starts a batch or completes one: a
-            # wake-up per arriving step costs a GIL hand-off each, with nothing to do
-            if len(self._pending) == 1 or len(self._pending) >= self._wanted():
-                self._cond.notify()
         return request.result()
 
     def _wanted(self) -> int:
@@ -150,12 +148,12 @@ class BatchScheduler:
                 return None
             latest = time.monotonic() + self.max_delay
             while len(self._pending) < self._wanted():
-                now = time.monotonic()
-                remaining = min(latest, self._last_arrival + self.max_wait) - now
+                remaining = min(latest, self._last_arrival + self.max_wait) - time.monotonic()
                 if remaining <= 0 or self._closed:
                     break
                 self._cond.wait(remaining)
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            self._count(len(batch))
             return batch
 
     def _loop(self) -> None:
@@ -165,14 +163,14 @@ class BatchScheduler:
                 return
             self._run(batch)
 
-    def _count(self, batch: Sequence[object]) -> None:
+    def _count(self, size: int) -> None:
+        """Record a batch of ``size`` steps (called with the lock held)."""
         self.stats.batches += 1
-        self.stats.steps += len(batch)
-        self.stats.largest = max(self.stats.largest, len(batch))
-        self.stats.sizes[len(batch)] = self.stats.sizes.get(len(batch), 0) + 1
+        self.stats.steps += size
+        self.stats.largest = max(self.stats.largest, size)
+        self.stats.sizes[size] = self.stats.sizes.get(size, 0) + 1
 
     def _run(self, batch: list[_Request]) -> None:
-        self._count(batch)
         # rows in the order of the batched call that made the states, so that a
         # cohort stepping together is fed that call's output without a copy
         batch.sort(key=lambda r: (id(r.state.batch), r.state.row))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -172,13 +173,14 @@ def test_lone_stream_does_not_wait(tiny_bundle: Path) -> None:
 
 
 def _submit_later(scheduler: BatchScheduler, model: StreamModel, delay_s: float) -> Future[object]:
-    import time as _time
-
     def later() -> object:
-        _time.sleep(delay_s)
+        time.sleep(delay_s)
         return scheduler.step(model.empty_state(), model.prompt_token_ids("hello there"))
 
-    return ThreadPoolExecutor(1).submit(later)
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(later)
+    pool.shutdown(wait=False)  # the submitted step still runs; the thread ends with it
+    return future
 
 
 def test_a_batch_waits_while_steps_keep_arriving(tiny_bundle: Path) -> None:
@@ -195,8 +197,6 @@ def test_a_batch_waits_while_steps_keep_arriving(tiny_bundle: Path) -> None:
 
 def test_max_delay_caps_the_wait_of_the_first_step(tiny_bundle: Path) -> None:
     """Steps arriving every 0.1 s never leave a 0.4 s gap; the first still runs by max_delay_ms (0.5 s)."""
-    import time
-
     model = StreamModel(tiny_bundle, device="cpu")
     with BatchScheduler(model, max_wait_ms=400, max_delay_ms=500) as scheduler:
         for _ in range(20):  # more sessions than will step: no full-batch shortcut
