@@ -15,10 +15,15 @@ whole while its sessions are still handing in their next steps one after
 another (their Python work between steps is serialised by the GIL: about 5 ms
 for 32 threads), yet runs at once when the others have nothing to say. A step that fails in a batch is retried alone, so one
 bad session cannot fail the others.
+
+Threads call :meth:`BatchScheduler.step` and block; asyncio tasks await
+:meth:`BatchScheduler.astep`, whose results come back to their event loop in one
+wake-up per batch, so an async server needs no thread per stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,27 +48,60 @@ class BatchStats:
 
 
 class _Request:
-    """One pending step; its caller blocks on ``done`` (a plain lock: the cheapest wake-up)."""
+    """One pending step. A thread's caller blocks on ``done`` (a plain lock: the cheapest
+    wake-up); an asyncio caller awaits ``future``, settled on its own loop."""
 
-    __slots__ = ("state", "ids", "prompt_head", "output", "error", "done")
+    __slots__ = ("state", "ids", "prompt_head", "output", "error", "done", "future")
 
-    def __init__(self, state: KVState, ids: list[int], prompt_head: bool) -> None:
+    def __init__(self, state: KVState, ids: list[int], prompt_head: bool, future: asyncio.Future[StepOutput] | None = None) -> None:
         self.state, self.ids, self.prompt_head = state, ids, prompt_head
         self.output: StepOutput | None = None
         self.error: BaseException | None = None
-        self.done = threading.Lock()
-        self.done.acquire()
+        self.future = future
+        self.done: threading.Lock | None = None
+        if future is None:
+            self.done = threading.Lock()
+            self.done.acquire()
 
     def finish(self, output: StepOutput | None = None, error: BaseException | None = None) -> None:
+        """Record the outcome; wakes a blocked thread (async callers are woken by :func:`_settle_on_loop`)."""
         self.output, self.error = output, error
-        self.done.release()
+        if self.done is not None:
+            self.done.release()
 
     def result(self) -> StepOutput:
+        assert self.done is not None
         self.done.acquire()
         if self.error is not None:
             raise self.error
         assert self.output is not None
         return self.output
+
+
+def _settle(requests: list[_Request]) -> None:
+    """Hand finished async requests their outcomes (runs on their event loop)."""
+    for request in requests:
+        future = request.future
+        assert future is not None
+        if future.done():  # its task was cancelled meanwhile: nobody wants the result
+            continue
+        if request.error is not None:
+            future.set_exception(request.error)
+        else:
+            future.set_result(request.output)  # type: ignore[arg-type]
+
+
+def _settle_on_loop(requests: list[_Request]) -> None:
+    """One wake-up per event loop for a whole batch, not one per stream."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+    for request in requests:
+        if request.future is not None:
+            by_loop.setdefault(request.future.get_loop(), []).append(request)
+    for loop, waiting in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, waiting)
+        except RuntimeError:  # that loop is closed: its tasks are gone
+            pass
 
 
 class BatchScheduler:
@@ -118,17 +156,35 @@ class BatchScheduler:
                 raise RuntimeError("the batch scheduler is closed")
             if self._pending or self._active > 1:
                 request = _Request(state, list(token_ids), prompt_head)
-                self._pending.append(request)
-                self._last_arrival = time.monotonic()
-                # wake the worker only when this step starts a batch or completes one: a
-                # wake-up per arriving step costs a GIL hand-off each, with nothing to do
-                if len(self._pending) == 1 or len(self._pending) >= self._wanted():
-                    self._cond.notify()
+                self._enqueue(request)
             else:
                 self._count(1)
         if request is None:  # nobody to batch with: step in the caller's thread, no hand-off to the worker and back
             return self.model.step(state, token_ids, prompt_head=prompt_head)
         return request.result()
+
+    async def astep(self, state: KVState, token_ids: Sequence[int], *, prompt_head: bool = False) -> StepOutput:
+        """Await a step through the batcher (same result as ``model.step``).
+
+        The event loop never runs the model: even a lone stream's step goes to
+        the worker, which runs it at once when no other session could join.
+        """
+        future: asyncio.Future[StepOutput] = asyncio.get_running_loop().create_future()
+        request = _Request(state, list(token_ids), prompt_head, future)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the batch scheduler is closed")
+            self._enqueue(request)
+        return await future
+
+    def _enqueue(self, request: _Request) -> None:
+        """Queue a step (called with the lock held)."""
+        self._pending.append(request)
+        self._last_arrival = time.monotonic()
+        # wake the worker only when this step starts a batch or completes one: a
+        # wake-up per arriving step costs a GIL hand-off each, with nothing to do
+        if len(self._pending) == 1 or len(self._pending) >= self._wanted():
+            self._cond.notify()
 
     def _wanted(self) -> int:
         """Steps that make a full batch: every active session's, at most ``max_batch``."""
@@ -171,6 +227,12 @@ class BatchScheduler:
         self.stats.sizes[size] = self.stats.sizes.get(size, 0) + 1
 
     def _run(self, batch: list[_Request]) -> None:
+        try:
+            self._run_batch(batch)
+        finally:
+            _settle_on_loop(batch)
+
+    def _run_batch(self, batch: list[_Request]) -> None:
         # rows in the order of the batched call that made the states, so that a
         # cohort stepping together is fed that call's output without a copy
         batch.sort(key=lambda r: (id(r.state.batch), r.state.row))

@@ -198,6 +198,32 @@ def _sessions_in_threads(model: StreamModel, words: list[str], count: int, *, ba
         return rate, scheduler.stats.mean_batch if scheduler is not None else 1.0
 
 
+def _sessions_in_tasks(model: StreamModel, words: list[str], count: int) -> float:
+    """S real sessions as S asyncio tasks on one event loop, awaiting one batch scheduler: tokens/s."""
+    import asyncio
+
+    from guardkit.batching import BatchScheduler
+
+    policy = _never_blocking_policy()
+
+    async def main(scheduler: BatchScheduler) -> float:
+        sessions = [StreamSession(model, policy, "tell me about the history of medicine", scheduler=scheduler) for _ in range(count)]
+        for session in sessions:
+            await session.afeed(words[0])
+
+        async def drive(session: StreamSession) -> None:
+            for word in words[1:]:
+                await session.afeed(" " + word)
+            session.close()
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(drive(s) for s in sessions))
+        return count * (len(words) - 1) / (time.perf_counter() - t0)
+
+    with BatchScheduler(model, max_batch=max(64, count)) as scheduler:
+        return asyncio.run(main(scheduler))
+
+
 def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int, rounds: int) -> dict[str, Any]:
     """Aggregate tokens/s for S concurrent streams, batched and not.
 
@@ -205,15 +231,15 @@ def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int, ro
     per stream. Model level: one-by-one steps in one thread vs one batched call
     per step. Session level (all SDK costs): S real sessions in S threads,
     unbatched (ONNX Runtime runs their calls side by side on every core) vs
-    through the batch scheduler. The four alternate round by round; each figure
-    is the median over the rounds.
+    through the batch scheduler, and S asyncio tasks through the scheduler. The
+    five alternate round by round; each figure is the median over the rounds.
     """
     words = _single_token_words(model, tokens + 1)
     ids = [model.tokenizer.encode(w, add_special_tokens=False).ids[0] for w in words]
     base = _prefilled(model)
     out: dict[str, Any] = {}
     for count in stream_counts:
-        one, batched, threaded, sched, sizes = [], [], [], [], []
+        one, batched, threaded, sched, sizes, tasks = [], [], [], [], [], []
         for _ in range(rounds):
             one.append(_one_by_one(model, base, ids[:tokens], count))
             batched.append(_batched(model, base, ids[:tokens], count))
@@ -221,7 +247,8 @@ def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int, ro
             rate, mean_batch = _sessions_in_threads(model, words, count, batching=True)
             sched.append(rate)
             sizes.append(mean_batch)
-        one_by_one, batch_rate, threaded_rate, sched_rate = (statistics.median(v) for v in (one, batched, threaded, sched))
+            tasks.append(_sessions_in_tasks(model, words, count))
+        one_by_one, batch_rate, threaded_rate, sched_rate, tasks_rate = (statistics.median(v) for v in (one, batched, threaded, sched, tasks))
         out[str(count)] = {
             "one_by_one_tok_s": round(one_by_one, 1),
             "batched_tok_s": round(batch_rate, 1),
@@ -231,6 +258,8 @@ def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int, ro
             "scheduler_ratio": round(sched_rate / one_by_one, 2),
             "scheduler_vs_threads_unbatched": round(sched_rate / threaded_rate, 2),
             "scheduler_mean_batch": round(statistics.median(sizes), 1),
+            "asyncio_scheduler_tok_s": round(tasks_rate, 1),
+            "asyncio_scheduler_ratio": round(tasks_rate / one_by_one, 2),
             "rounds": rounds,
         }
     return out
@@ -300,12 +329,14 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
             w(f"  {length:>5} tokens: incremental {t['incremental']['median_ms']:8.3f}   full {t['full_rescore']['median_ms']:9.3f}   {t['ratio']:8.1f}x cheaper\n")
     w("\nConcurrent streams, aggregate guard tokens/s (single-token steps; median of alternating rounds):\n")
     w("  model level: one-by-one in one thread vs one batched call per step;\n")
-    w("  session level: S sessions in S threads, unbatched (calls side by side) vs through the scheduler\n")
-    w("  streams   one-by-one     batched  ratio |  unbatched   scheduler  vs 1-by-1  vs unbatched  mean batch\n")
+    w("  session level: S sessions in S threads, unbatched (calls side by side) vs through the scheduler;\n")
+    w("  asyncio: S tasks on one event loop through the scheduler\n")
+    w("  streams   one-by-one     batched  ratio |  unbatched   scheduler  vs 1-by-1  vs unbatched  mean batch |   asyncio  vs 1-by-1\n")
     for count, t in f["streams"].items():
         w(f"  {count:>7} {t['one_by_one_tok_s']:12.1f} {t['batched_tok_s']:11.1f} {t['batched_ratio']:5.2f}x |"
           f"{t['threads_unbatched_tok_s']:11.1f} {t['scheduler_tok_s']:11.1f} {t['scheduler_ratio']:9.2f}x "
-          f"{t['scheduler_vs_threads_unbatched']:12.2f}x {t['scheduler_mean_batch']:11.1f}\n")
+          f"{t['scheduler_vs_threads_unbatched']:12.2f}x {t['scheduler_mean_batch']:11.1f} |"
+          f"{t['asyncio_scheduler_tok_s']:10.1f} {t['asyncio_scheduler_ratio']:8.2f}x\n")
     c = f["cold_start"]
     w(f"\nCold start: import {c['import_s']:.3f} s + model load {c['model_load_s']:.3f} s; peak RSS {c['peak_rss_mb']:.1f} MB (fresh process)\n")
     w(f"Peak RSS of this benchmark process: {f['bench_peak_rss_mb']:.1f} MB\n")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, AsyncIterable, Iterable
 
@@ -61,23 +59,14 @@ class Guard:
         else:
             self.model = StreamModel(model, device=device, threads=threads, max_sessions=max_sessions)
         self.scheduler: BatchScheduler | None = None
-        self._executor: ThreadPoolExecutor | None = None
         if batching:
+            # async streams await the batcher directly: no worker thread per stream
             self.scheduler = BatchScheduler(self.model, max_wait_ms=max_wait_ms, max_batch=max_batch, max_delay_ms=max_delay_ms)
-            # async streams wait on the batcher in worker threads: enough of them to fill a batch
-            self._executor = ThreadPoolExecutor(max_workers=max(32, 2 * max_batch), thread_name_prefix="guardkit")
-
-    @property
-    def executor(self) -> ThreadPoolExecutor | None:
-        """The worker pool async drivers run inference in (``None``: asyncio's default pool)."""
-        return self._executor
 
     def close(self) -> None:
-        """Stop the batcher and its worker threads (no-op without batching)."""
+        """Stop the batcher's worker thread (no-op without batching)."""
         if self.scheduler is not None:
             self.scheduler.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
 
     def __enter__(self) -> Guard:
         return self
@@ -88,19 +77,15 @@ class Guard:
     def with_policy(self, policy: str | Path | Policy) -> Guard:
         """A Guard sharing this one's loaded model, with another policy."""
         guard = Guard(self.model, policy)
-        guard.scheduler, guard._executor = self.scheduler, self._executor
+        guard.scheduler = self.scheduler
         return guard
 
     # -- one-shot checks -------------------------------------------------
     def check_prompt(self, prompt: str) -> Verdict:
         """Judge a user prompt with the prompt head (read at the prompt's last token)."""
-        if not isinstance(prompt, str):
-            raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
-        with self.session(prompt) as session:
+        with self._prompt_session(prompt) as session:
             session.start()
-            if session.prompt_verdict is None:  # a model without a prompt head, or a model failure
-                return session.verdict
-            return session.prompt_verdict
+            return _prompt_outcome(session)
 
     def check_response(self, response: str, prompt: str | None = None) -> Verdict:
         """Judge a whole response with the streaming rule, so it agrees with :meth:`stream`.
@@ -108,12 +93,33 @@ class Guard:
         The prompt, when given, is only context here: its own verdict is
         :meth:`check_prompt`'s job.
         """
-        if not isinstance(response, str):
-            raise TypeError(f"response must be str, got {type(response).__name__}")
-        with StreamSession(self.model, self._response_only_policy(), prompt, scheduler=self.scheduler) as session:
+        with self._response_session(response, prompt) as session:
             session.feed(response)
             session.finish()
             return session.verdict
+
+    async def acheck_prompt(self, prompt: str) -> Verdict:
+        """:meth:`check_prompt` for asyncio (the model step is awaited off the event loop)."""
+        with self._prompt_session(prompt) as session:
+            await session.astart()
+            return _prompt_outcome(session)
+
+    async def acheck_response(self, response: str, prompt: str | None = None) -> Verdict:
+        """:meth:`check_response` for asyncio."""
+        with self._response_session(response, prompt) as session:
+            await session.afeed(response)
+            await session.afinish()
+            return session.verdict
+
+    def _prompt_session(self, prompt: str) -> StreamSession:
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
+        return self.session(prompt)
+
+    def _response_session(self, response: str, prompt: str | None) -> StreamSession:
+        if not isinstance(response, str):
+            raise TypeError(f"response must be str, got {type(response).__name__}")
+        return StreamSession(self.model, self._response_only_policy(), prompt, scheduler=self.scheduler)
 
     def _response_only_policy(self) -> Policy:
         if self.policy.prompt.action == "allow":
@@ -130,16 +136,10 @@ class Guard:
         return GuardedStream(self.session(prompt), chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message)
 
     def astream(self, chunks: AsyncIterable[str] | Iterable[str], prompt: str | None = None, on_block: OnBlockMode | None = None) -> AsyncGuardedStream:
-        """Async twin of :meth:`stream`; inference runs in a worker thread."""
+        """Async twin of :meth:`stream`: judging on the event loop, model steps awaited off it."""
         return AsyncGuardedStream(
-            self.session(prompt), chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message, executor=self._executor
+            self.session(prompt), chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message
         )
-
-    async def acheck_prompt(self, prompt: str) -> Verdict:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.check_prompt, prompt)
-
-    async def acheck_response(self, response: str, prompt: str | None = None) -> Verdict:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.check_response, response, prompt)
 
     def _on_block(self, on_block: Any) -> OnBlockMode:
         mode = on_block if on_block is not None else self.policy.on_block.mode
@@ -149,3 +149,8 @@ class Guard:
 
     def __repr__(self) -> str:
         return f"Guard(model={self.model.manifest.name!r}, policy={self.policy.name!r}, providers={self.model.providers})"
+
+
+def _prompt_outcome(session: StreamSession) -> Verdict:
+    """The prompt check's verdict (the session's own for a model without a prompt head or a model failure)."""
+    return session.prompt_verdict if session.prompt_verdict is not None else session.verdict

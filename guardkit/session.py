@@ -3,13 +3,22 @@
 No threads, no asyncio, no I/O: ``feed(delta)`` and ``finish()`` return the
 events to act on. Every driver (``Guard.stream``, ``Guard.astream``, the
 LangChain handlers, the CLI) is a thin loop around this class.
+
+The session's logic is written once, as generators that *yield* the model steps
+they need and get the results sent back. ``feed``/``finish`` drive them with
+blocking steps; ``afeed``/``afinish`` await each step instead (on the batch
+scheduler, or in a worker thread), so an asyncio server judges tokens on its
+event loop and only the model call leaves it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Generator, Sequence
 
 import numpy as np
 
@@ -31,6 +40,11 @@ logger = logging.getLogger("guardkit")
 _MAX_CHUNK = 64  # guard tokens scored per model call
 
 
+# what the session's generators yield: a model step to run (state, token ids, prompt head?)
+_StepRequest = tuple[KVState, Sequence[int], bool]
+_Steps = Generator[_StepRequest, StepOutput, list[Event]]
+
+
 def _scores(p: tuple[float, float, float]) -> dict[str, float]:
     return {level: round(value, 6) for level, value in zip(RISK_LEVELS, p)}
 
@@ -44,7 +58,15 @@ class StreamSession:
     judged safe; once blocked the session stays blocked.
     """
 
-    def __init__(self, model: StreamModel, policy: Policy, prompt: str | None = None, *, scheduler: BatchScheduler | None = None) -> None:
+    def __init__(
+        self,
+        model: StreamModel,
+        policy: Policy,
+        prompt: str | None = None,
+        *,
+        scheduler: BatchScheduler | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError(f"prompt must be str or None, got {type(prompt).__name__}")
         self.model = model
@@ -52,6 +74,7 @@ class StreamSession:
         self.prompt = prompt
         self._scheduler = scheduler
         self._step = scheduler.step if scheduler is not None else model.step
+        self.executor = executor  # where async steps run without a scheduler (None: asyncio's default pool)
         self._retok = IncrementalRetokenizer(model.tokenizer)
         self._debounce = Debouncer(policy.debounce.rule, policy.debounce.count)
         self._tokens: list[GuardToken] = []
@@ -110,6 +133,67 @@ class StreamSession:
     # -- lifecycle -------------------------------------------------------
     def start(self) -> list[Event]:
         """Prefill the prompt and check it. Idempotent; ``feed`` calls it if needed."""
+        return self._drive(self._start())
+
+    def feed(self, delta: str) -> list[Event]:
+        """Add a text delta of the response; return the events it causes."""
+        return self._drive(self._feed(delta))
+
+    def finish(self) -> list[Event]:
+        """End of the response: judge the rest and release it if safe. Idempotent."""
+        return self._drive(self._finish())
+
+    async def astart(self) -> list[Event]:
+        """:meth:`start` for asyncio: the model step is awaited, the event loop stays free."""
+        return await self._adrive(self._start())
+
+    async def afeed(self, delta: str) -> list[Event]:
+        """:meth:`feed` for asyncio: judging runs here, the model steps are awaited."""
+        return await self._adrive(self._feed(delta))
+
+    async def afinish(self) -> list[Event]:
+        """:meth:`finish` for asyncio."""
+        return await self._adrive(self._finish())
+
+    # -- drivers: run the session's step generators -----------------------
+    def _drive(self, steps: _Steps) -> list[Event]:
+        """Run each requested step here, blocking (through the scheduler when batching)."""
+        try:
+            request = next(steps)
+            while True:
+                state, ids, prompt_head = request
+                try:
+                    out = self._step(state, ids, prompt_head=prompt_head)
+                except Exception as exc:  # noqa: BLE001 - raised inside the generator, which decides
+                    request = steps.throw(exc)
+                else:
+                    request = steps.send(out)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _adrive(self, steps: _Steps) -> list[Event]:
+        """Await each requested step: on the scheduler's batches, else in a worker thread."""
+        try:
+            request = next(steps)
+            while True:
+                state, ids, prompt_head = request
+                try:
+                    out = await self._astep(state, ids, prompt_head)
+                except Exception as exc:  # noqa: BLE001 - raised inside the generator, which decides
+                    request = steps.throw(exc)
+                else:
+                    request = steps.send(out)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _astep(self, state: KVState, ids: Sequence[int], prompt_head: bool) -> StepOutput:
+        if self._scheduler is not None:
+            return await self._scheduler.astep(state, ids, prompt_head=prompt_head)
+        call = functools.partial(self.model.step, state, ids, prompt_head=prompt_head)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+    # -- the session's logic, as step generators --------------------------
+    def _start(self) -> _Steps:
         if self._started:
             return []
         self._started = True
@@ -121,7 +205,7 @@ class StreamSession:
         prompt_ids = self._fit_prompt(self.model.prompt_token_ids(self.prompt), reserved=len(prefix_ids))
         self._context_ids = prompt_ids + prefix_ids
         try:
-            out = self._step(self.model.empty_state(), self._context_ids, prompt_head=True)
+            out = yield self.model.empty_state(), self._context_ids, True
         except Exception as exc:  # noqa: BLE001 - the policy decides what a model failure means
             return self._model_failed(exc)
         self.model_calls += 1
@@ -144,13 +228,12 @@ class StreamSession:
             return [Flagged(self.prompt_verdict)]
         return []
 
-    def feed(self, delta: str) -> list[Event]:
-        """Add a text delta of the response; return the events it causes."""
+    def _feed(self, delta: str) -> _Steps:
         if not isinstance(delta, str):
             raise TypeError(f"text deltas must be str, got {type(delta).__name__}")
         if self._closed or self._finished:
             raise SessionClosedError("this session is finished; start a new one for a new response")
-        events = self.start()
+        events = yield from self._start()
         if self._blocked is not None:
             return events
         start = len(self._retok.text)
@@ -158,17 +241,16 @@ class StreamSession:
         if self.policy.release == "passthrough" and delta:
             events.append(Released(delta, start))
             self._released = len(self._retok.text)
-        events += self._judge(tokens)
+        events += yield from self._judge(tokens)
         events += self._release()
         return events
 
-    def finish(self) -> list[Event]:
-        """End of the response: judge the rest and release it if safe. Idempotent."""
+    def _finish(self) -> _Steps:
         if self._closed or self._finished:
             return []
-        events = self.start()
+        events = yield from self._start()
         if self._blocked is None:
-            events += self._judge(self._retok.flush())
+            events += yield from self._judge(self._retok.flush())
             events += self._release(final=self._blocked is None)
         self._finished = True
         self._drop_state()
@@ -207,7 +289,7 @@ class StreamSession:
             return ids
         return ids[:1] + ids[len(ids) - (limit - 1):]
 
-    def _judge(self, tokens: list[GuardToken]) -> list[Event]:
+    def _judge(self, tokens: list[GuardToken]) -> _Steps:
         events: list[Event] = []
         for begin in range(0, len(tokens), self._chunk):
             if self._blocked is not None:
@@ -217,7 +299,7 @@ class StreamSession:
                 self._tokens.extend(chunk)
                 continue
             try:
-                out = self._score(chunk)
+                out = yield from self._score(chunk)
             except Exception as exc:  # noqa: BLE001
                 events += self._model_failed(exc, first_unjudged=chunk[0])
                 if self._unguarded:
@@ -226,7 +308,7 @@ class StreamSession:
             events += self._apply(chunk, out)
         return events
 
-    def _score(self, chunk: list[GuardToken]) -> StepOutput:
+    def _score(self, chunk: list[GuardToken]) -> Generator[_StepRequest, StepOutput, StepOutput]:
         """Score a chunk, re-prefilling exactly when the state is full.
 
         The re-prefill points depend only on how many tokens were scored, never
@@ -238,9 +320,9 @@ class StreamSession:
         begin = 0
         while begin < len(ids):
             if self._state.length >= self.model.max_positions:
-                self._reprefill()
+                yield from self._reprefill()
             part = ids[begin : begin + self.model.max_positions - self._state.length]
-            out = self._step(self._state, part)
+            out = yield self._state, part, False
             self.model_calls += 1
             self._state = out.state
             self._recent_ids.extend(part)
@@ -253,7 +335,7 @@ class StreamSession:
             prompt_risk=None, prompt_category=None, state=self._state,
         )
 
-    def _reprefill(self) -> None:
+    def _reprefill(self) -> Generator[_StepRequest, StepOutput, None]:
         """Long outputs: restart the state from the prompt plus a recent window of the response.
 
         A quarter of the positions stays free, so re-prefills are amortised.
@@ -261,7 +343,7 @@ class StreamSession:
         room = self.model.max_positions - len(self._context_ids) - self.model.max_positions // 4
         window = max(0, min(self.policy.long_stream.window_tokens, room))
         recent = list(self._recent_ids)[len(self._recent_ids) - window :] if window else []
-        out = self._step(self.model.empty_state(), self._context_ids + recent)
+        out = yield self.model.empty_state(), self._context_ids + recent, False
         self.model_calls += 1
         self.reprefills += 1
         self._state = out.state

@@ -8,8 +8,6 @@ blocks or the consumer stops early, so the LLM stops spending compute.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import inspect
 from concurrent.futures import Executor
 from typing import Any, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Literal
@@ -144,7 +142,12 @@ class GuardedStream(_StreamState, Iterator[str]):
 
 
 class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
-    """The async twin of :class:`GuardedStream`; model inference runs in a worker thread."""
+    """The async twin of :class:`GuardedStream`.
+
+    Judging runs on the event loop; each model step is awaited (on the batch
+    scheduler when the Guard batches, else in a worker thread), so the loop is
+    never blocked by inference.
+    """
 
     def __init__(
         self,
@@ -159,13 +162,9 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
         super().__init__(session, on_block, message)
         self._chunks = chunks
         self._text_of = text_of
-        self._executor = executor
+        if executor is not None:  # where the session's model steps run when it has no batch scheduler
+            session.executor = executor
         self._agen = self._run()
-
-    async def _off_loop(self, fn: Callable[..., list[Event]], *args: Any) -> list[Event]:
-        """Run session work in a worker thread (the Guard's pool when batching, else asyncio's)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
     def __aiter__(self) -> AsyncGuardedStream:
         return self
@@ -205,7 +204,7 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
     async def _run(self) -> AsyncIterator[str]:
         session = self.session
         try:
-            texts, blocked = self._outputs(await self._off_loop(session.start))
+            texts, blocked = self._outputs(await session.astart())
             for text in texts:
                 yield text
             if blocked is None:
@@ -215,14 +214,14 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
                         text = self._text_of(chunk)
                         if text is None:
                             continue
-                        texts, blocked = self._outputs(await self._off_loop(session.feed, text))
+                        texts, blocked = self._outputs(await session.afeed(text))
                         for released in texts:
                             yield released
                         if blocked is not None:
                             break
                     else:
                         self.upstream_exhausted = True
-                        texts, blocked = self._outputs(await self._off_loop(session.finish))
+                        texts, blocked = self._outputs(await session.afinish())
                         for released in texts:
                             yield released
                 finally:

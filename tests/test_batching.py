@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -125,17 +126,25 @@ def test_64_concurrent_streams_same_verdicts_with_and_without_batching(tiny_bund
 
 
 async def test_async_streams_are_batched_too(tiny_bundle: Path) -> None:
+    """32 asyncio streams share batched calls, get the unbatched results, and need no thread each."""
     texts = _texts(32, seed=3)
     model = StreamModel(tiny_bundle, device="cpu")
+    threads_before = threading.active_count()
+    peak_threads = 0
     with Guard(model, batching=True) as guard:
 
         async def one(i: int) -> tuple[bool, str]:
+            nonlocal peak_threads
             stream = guard.astream(_pieces(texts[i], i))
-            out = [t async for t in stream]
+            out = []
+            async for text in stream:
+                out.append(text)
+                peak_threads = max(peak_threads, threading.active_count())
             return stream.blocked, "".join(out)
 
         results = await asyncio.gather(*(one(i) for i in range(len(texts))))
         assert guard.scheduler is not None and guard.scheduler.stats.largest > 1
+    assert peak_threads <= threads_before + 1  # the batcher's worker only
     reference = Guard(model)
     for text, (blocked, out) in zip(texts, results):
         stream = reference.stream([text])
@@ -160,6 +169,36 @@ def test_a_failing_step_does_not_fail_the_others(tiny_bundle: Path) -> None:
                     results.append(exc)
     assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
     assert isinstance(results[1], Exception)
+
+
+async def test_a_failing_async_step_does_not_fail_the_others(tiny_bundle: Path) -> None:
+    model = StreamModel(tiny_bundle, device="cpu")
+    with BatchScheduler(model, max_wait_ms=50) as scheduler:
+        for _ in range(3):
+            scheduler.register()
+        good = model.prompt_token_ids("hello")
+        bad = [10**9]  # out of vocabulary: ONNX Runtime rejects the gather
+        results = await asyncio.gather(*(scheduler.astep(model.empty_state(), ids) for ids in (good, bad, good)), return_exceptions=True)
+    assert not isinstance(results[0], BaseException) and not isinstance(results[2], BaseException)
+    assert isinstance(results[1], Exception)
+    np.testing.assert_allclose(results[0].risk, model.step(model.empty_state(), good).risk, atol=1e-5)  # type: ignore[union-attr]
+
+
+async def test_a_cancelled_async_step_leaves_the_scheduler_working(tiny_bundle: Path) -> None:
+    """A task cancelled while its step waits in a batch: the others get their results, later steps still run."""
+    model = StreamModel(tiny_bundle, device="cpu")
+    ids = model.prompt_token_ids("hello there")
+    with BatchScheduler(model, max_wait_ms=200) as scheduler:
+        for _ in range(3):  # three could step, two will: the batch waits out the gap
+            scheduler.register()
+        doomed = asyncio.ensure_future(scheduler.astep(model.empty_state(), ids))
+        kept = asyncio.ensure_future(scheduler.astep(model.empty_state(), ids))
+        await asyncio.sleep(0.01)
+        doomed.cancel()
+        out = await asyncio.wait_for(kept, timeout=10)
+        again = await asyncio.wait_for(scheduler.astep(model.empty_state(), ids), timeout=10)
+    assert doomed.cancelled()
+    assert out.state.length == again.state.length == len(ids)
 
 
 def test_lone_stream_does_not_wait(tiny_bundle: Path) -> None:

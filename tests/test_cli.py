@@ -66,7 +66,7 @@ def test_bench_prints_raw_and_session_side_by_side(tiny_bundle: Path) -> None:
     assert set(data["chunked"]) == {"k=1", "k=4", "k=16"}
     assert data["rescoring"]["64"]["ratio"] > 0
     streams = data["streams"]["8"]
-    for key in ("one_by_one_tok_s", "batched_tok_s", "threads_unbatched_tok_s", "scheduler_tok_s"):
+    for key in ("one_by_one_tok_s", "batched_tok_s", "threads_unbatched_tok_s", "scheduler_tok_s", "asyncio_scheduler_tok_s"):
         assert streams[key] > 0
     assert streams["scheduler_vs_threads_unbatched"] == pytest.approx(streams["scheduler_tok_s"] / streams["threads_unbatched_tok_s"], rel=0.02)
     text = run("bench", "--model", str(tiny_bundle), "--tokens", "16", "--rounds", "1", "--lengths", "16")

@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
+from typing import AsyncIterator, Iterator
 
 import numpy as np
 import pytest
@@ -189,6 +189,20 @@ def test_failure_mode_closed_blocks(tiny_bundle: Path) -> None:
     assert stream.blocked and stream.verdict.reason and "exploded" in stream.verdict.reason
     assert out[-1] == guard.policy.on_block.message
     assert BENIGN.startswith("".join(out[:-1]))
+
+
+async def test_failure_mode_closed_blocks_async_streams_too(tiny_bundle: Path) -> None:
+    """The async driver raises the failed step inside the session, which applies the same policy."""
+    async def llm() -> AsyncIterator[str]:
+        for piece in words(BENIGN):
+            yield piece
+
+    guard = Guard(FailingModel(tiny_bundle, ok_calls=2), policy="default")
+    stream = guard.astream(llm())
+    out = [t async for t in stream]
+    sync = Guard(FailingModel(tiny_bundle, ok_calls=2), policy="default").stream(words(BENIGN))
+    assert out == list(sync)
+    assert stream.blocked and stream.verdict.reason and "exploded" in stream.verdict.reason
 
 
 def test_failure_mode_open_lets_text_through_with_a_warning(tiny_bundle: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -33,8 +33,6 @@ keyed by run id behind a lock.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import inspect
 import logging
 import threading
@@ -157,11 +155,6 @@ class _HandlerBase(ModelRunsOnly):
         """How many runs currently hold a guard session (0 once every run has ended)."""
         return len(self._runs)
 
-    async def _off_loop(self, fn: Callable[..., list[Event]], *args: Any) -> list[Event]:
-        """Session work in a worker thread: the Guard's pool when it has one (batching), else asyncio's."""
-        executor = self.guard.executor
-        return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
-
     def _accept_token(self, run_id: UUID, token: str, chunk: Any) -> tuple[_Run, str] | None:
         """The run and the text to feed for a new token; None when it carries no text."""
         run = self._runs.get_or_open(run_id)
@@ -265,7 +258,7 @@ class AsyncGuardkitCallbackHandler(_HandlerBase, AsyncCallbackHandler):
 
     async def _start(self, run_id: UUID, prompt: str | None) -> None:
         run = self._runs.open(run_id, prompt)
-        texts, blocked = _split(await self._off_loop(run.session.start))
+        texts, blocked = _split(await run.session.astart())
         await self._emit(texts, run_id)
         if blocked is not None:
             raise self._blocked_error(run_id, run, blocked)
@@ -281,7 +274,7 @@ class AsyncGuardkitCallbackHandler(_HandlerBase, AsyncCallbackHandler):
         if accepted is None:
             return
         run, text = accepted
-        texts, blocked = _split(await self._off_loop(run.session.feed, text))
+        texts, blocked = _split(await run.session.afeed(text))
         await self._emit(texts, run_id)
         if blocked is not None:
             raise self._blocked_error(run_id, run, blocked)
@@ -291,17 +284,14 @@ class AsyncGuardkitCallbackHandler(_HandlerBase, AsyncCallbackHandler):
         if run is None or run.blocked is not None:
             return
 
-        def finish() -> list[Event]:
-            try:
-                events: list[Event] = []
-                if not run.fed:
-                    events += run.session.feed(_response_text(response))
-                events += run.session.finish()
-                return events
-            finally:
-                run.session.close()
-
-        texts, blocked = _split(await self._off_loop(finish))
+        try:
+            events: list[Event] = []
+            if not run.fed:
+                events += await run.session.afeed(_response_text(response))
+            events += await run.session.afinish()
+        finally:
+            run.session.close()
+        texts, blocked = _split(events)
         await self._emit(texts, run_id)
         if blocked is not None:
             raise StreamBlocked(blocked, run.session.released_text)

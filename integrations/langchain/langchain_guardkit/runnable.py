@@ -352,13 +352,8 @@ class GuardkitRunnable(Runnable[Any, Any]):
                 stopper.stopped = True
                 await it.aclose()  # type: ignore[attr-defined]
 
-        extra: dict[str, Any] = {}
-        executor = self.guard.executor  # the Guard's worker pool when it batches
-        if executor is not None:
-            extra["executor"] = executor
         guarded = AsyncGuardedStream(
             self.guard.session(prompt), upstream(), on_block=self.on_block, message=self.guard.policy.on_block.message, text_of=shaper.text_of,
-            **extra,
         )
         async with guarded:
             async for text in guarded:
