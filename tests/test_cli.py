@@ -59,12 +59,14 @@ def test_bad_model_path_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp
 
 
 def test_bench_prints_raw_and_session_side_by_side(tiny_bundle: Path) -> None:
-    result = run("bench", "--model", str(tiny_bundle), "--tokens", "32", "--rounds", "1", "--lengths", "16,64", "--json")
+    result = run("bench", "--model", str(tiny_bundle), "--tokens", "32", "--rounds", "1", "--lengths", "16,64,300", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["batch1"]["raw_step"]["median_ms"] > 0 and data["batch1"]["session_per_token"]["median_ms"] > 0
     assert set(data["chunked"]) == {"k=1", "k=4", "k=16"}
     assert data["rescoring"]["64"]["ratio"] > 0
+    long = data["rescoring"]["300"]  # past the tiny model's 128 positions: a real session, re-prefilling
+    assert long["session_reprefills"] >= 2 and long["ratio"] > 0 and long["window_tokens"] < 128
     streams = data["streams"]["8"]
     for key in ("one_by_one_tok_s", "batched_tok_s", "threads_unbatched_tok_s", "scheduler_tok_s", "asyncio_scheduler_tok_s"):
         assert streams[key] > 0
