@@ -87,8 +87,10 @@ def _settle(requests: list[_Request]) -> None:
             continue
         if request.error is not None:
             future.set_exception(request.error)
+        elif request.output is None:  # the worker stopped before reaching it
+            future.set_exception(RuntimeError("the batch scheduler stopped before running this step"))
         else:
-            future.set_result(request.output)  # type: ignore[arg-type]
+            future.set_result(request.output)
 
 
 def _settle_on_loop(requests: list[_Request]) -> None:

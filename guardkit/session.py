@@ -54,8 +54,12 @@ class StreamSession:
 
     Create it with :meth:`guardkit.Guard.session`. Call :meth:`start` to check
     the prompt (``feed`` does it on first use), then :meth:`feed` each text
-    delta and :meth:`finish` at the end. Released text is only what has been
-    judged safe; once blocked the session stays blocked.
+    delta and :meth:`finish` at the end (or ``astart``/``afeed``/``afinish`` from
+    asyncio: same events). Released text is only what has been judged safe;
+    once blocked the session stays blocked.
+
+    ``scheduler`` batches the session's steps with other sessions'; without one,
+    async steps run in ``executor`` (asyncio's default pool when ``None``).
     """
 
     def __init__(
