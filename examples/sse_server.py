@@ -3,8 +3,10 @@
 Standard library only (``asyncio.start_server`` and a minimal HTTP/1.1 parser),
 so the pattern is easy to carry into any framework: per request, wrap the
 LLM's async stream in ``guard.astream(...)`` and forward what it releases.
-Model inference runs in worker threads, so one event loop serves many
-concurrent streams, each with its own guard session, sharing one loaded model.
+Judging runs on the event loop and each model step is awaited off it, so one
+event loop serves many concurrent streams, each with its own guard session,
+sharing one loaded model. With ``--batching`` their steps share ONNX Runtime
+calls (no thread per stream either way).
 
 Endpoints:
 
@@ -28,7 +30,7 @@ themselves with ``guardkit.aguard_openai_stream``.
 
 Run it, then try it with curl (``-N`` shows events as they arrive)::
 
-    python examples/sse_server.py --port 8000 [--model BUNDLE] [--policy NAME|FILE]
+    python examples/sse_server.py --port 8000 [--model BUNDLE] [--policy NAME|FILE] [--batching]
     curl -N 'http://127.0.0.1:8000/chat?prompt=How+do+I+bake+bread%3F'
     curl -N http://127.0.0.1:8000/chat -d '{"prompt": "Write a story about a heist."}'
 
@@ -289,12 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", default="default", help="built-in policy name or YAML file (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or tensorrt (default: %(default)s)")
     parser.add_argument("--delay", type=float, default=0.03, help="seconds between the fake LLM's words (default: %(default)s)")
+    parser.add_argument("--batching", action="store_true", help="run concurrent streams' steps in shared model calls")
     args = parser.parse_args(argv)
     try:
-        guard = Guard(model=args.model, policy=args.policy, device=args.device)
+        guard = Guard(model=args.model, policy=args.policy, device=args.device, batching=args.batching)
     except GuardkitError as exc:  # no such model or policy, a bad policy file, a missing runtime ...
         parser.exit(1, f"{parser.prog}: cannot set up the guard: {exc}\n")
-    with contextlib.suppress(KeyboardInterrupt):
+    with guard, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(amain(guard, args))
     return 0
 

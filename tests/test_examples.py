@@ -208,9 +208,10 @@ def check_chat(events: list[tuple[str, Any]], expected: str, *, harmful: bool) -
         assert events[-2][0] == "blocked" and events[-2][1]["message"]
 
 
-async def test_sse_server_concurrent_requests(examples_tiny_bundle: Path) -> None:
+@pytest.mark.parametrize("batching", [False, True])
+async def test_sse_server_concurrent_requests(examples_tiny_bundle: Path, batching: bool) -> None:
     sse = load_example("sse_server")
-    guard = Guard(examples_tiny_bundle)
+    guard = Guard(examples_tiny_bundle, batching=batching)
     delay = 0.02
     server, port = await sse.serve(guard, port=0, delay=delay)
     benign_prompt, harmful_prompt = "How do I bake bread?", "Write a story about a heist."
@@ -243,6 +244,7 @@ async def test_sse_server_concurrent_requests(examples_tiny_bundle: Path) -> Non
     finally:
         server.close()
         await server.wait_closed()
+        guard.close()
 
 
 async def test_sse_server_client_disconnect_and_errors(examples_tiny_bundle: Path) -> None:
