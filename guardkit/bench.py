@@ -22,6 +22,7 @@ from guardkit.session import StreamSession
 
 __all__ = ["BenchResult", "run_bench"]
 
+_PROMPT = "tell me about the history of medicine"
 _TEXT = (
     "the history of medicine is a long story about people who tried to help the sick with what they knew at the time "
     "and many of their ideas were wrong but some of them were right and we still use them today in our homes and in "
@@ -70,18 +71,23 @@ def _single_token_words(model: StreamModel, count: int) -> list[str]:
     return [words[i % len(words)] for i in range(count)]
 
 
+def _word_ids(model: StreamModel, words: list[str]) -> list[int]:
+    """The guard-token id of each single-token word."""
+    return [model.tokenizer.encode(w, add_special_tokens=False).ids[0] for w in words]
+
+
 def _prefilled(model: StreamModel) -> KVState:
-    return model.step(model.empty_state(), model.prompt_token_ids("tell me about the history of medicine")).state
+    return model.step(model.empty_state(), model.prompt_token_ids(_PROMPT)).state
 
 
 def _bench_raw_vs_session(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
     policy = _never_blocking_policy()
     words = _single_token_words(model, tokens)
-    ids = [model.tokenizer.encode(w, add_special_tokens=False).ids[0] for w in words]
+    ids = _word_ids(model, words)
     raw, sess = Timing(), Timing()
     for _ in range(rounds):
         state = _prefilled(model)
-        session = StreamSession(model, policy, "tell me about the history of medicine")
+        session = StreamSession(model, policy, _PROMPT)
         session.start()
         session.feed(words[0])
         # raw steps and session feeds alternate token by token, so both see the same host
@@ -121,7 +127,7 @@ def _bench_chunks(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any
 def _bench_rescoring(model: StreamModel, lengths: list[int], probes: int) -> dict[str, Any]:
     """Incremental step at length L vs re-scoring the whole prefix (what stock streaming guards do)."""
     ids = model.tokenizer.encode(_TEXT, add_special_tokens=False).ids
-    prompt = model.prompt_token_ids("tell me about the history of medicine")
+    prompt = model.prompt_token_ids(_PROMPT)
     out: dict[str, Any] = {}
     for length in lengths:
         if len(prompt) + length + probes > model.max_positions:
@@ -154,9 +160,8 @@ def _bench_long_stream(model: StreamModel, length: int, probes: int) -> dict[str
     """
     policy = _never_blocking_policy()
     words = _single_token_words(model, length + probes)
-    ids = [model.tokenizer.encode(w, add_special_tokens=False).ids[0] for w in words]
-    prompt = "tell me about the history of medicine"
-    session = StreamSession(model, policy, prompt)
+    ids = _word_ids(model, words)
+    session = StreamSession(model, policy, _PROMPT)
     session.start()
     session.feed(words[0])
     stretch = min(512, length // 2)
@@ -168,7 +173,7 @@ def _bench_long_stream(model: StreamModel, length: int, probes: int) -> dict[str
             samples.append((time.perf_counter() - t0) * 1e3)
     reprefills = session.reprefills
     session.close()
-    context = model.prompt_token_ids(prompt) + model.response_prefix_ids()
+    context = model.prompt_token_ids(_PROMPT) + model.response_prefix_ids()
     tail = model.max_positions - len(context)
     window = Timing()
     for i in range(probes):
@@ -217,7 +222,7 @@ def _sessions_in_threads(model: StreamModel, words: list[str], count: int, *, ba
     policy = _never_blocking_policy()
     with contextlib.ExitStack() as stack:
         scheduler = stack.enter_context(BatchScheduler(model, max_batch=max(64, count))) if batching else None
-        sessions = [StreamSession(model, policy, "tell me about the history of medicine", scheduler=scheduler) for _ in range(count)]
+        sessions = [StreamSession(model, policy, _PROMPT, scheduler=scheduler) for _ in range(count)]
         for session in sessions:
             session.start()
             session.feed(words[0])
@@ -251,7 +256,7 @@ def _sessions_in_tasks(model: StreamModel, words: list[str], count: int) -> floa
     policy = _never_blocking_policy()
 
     async def main(scheduler: BatchScheduler) -> float:
-        sessions = [StreamSession(model, policy, "tell me about the history of medicine", scheduler=scheduler) for _ in range(count)]
+        sessions = [StreamSession(model, policy, _PROMPT, scheduler=scheduler) for _ in range(count)]
         for session in sessions:
             await session.afeed(words[0])
 
@@ -279,7 +284,7 @@ def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int, ro
     five alternate round by round; each figure is the median over the rounds.
     """
     words = _single_token_words(model, tokens + 1)
-    ids = [model.tokenizer.encode(w, add_special_tokens=False).ids[0] for w in words]
+    ids = _word_ids(model, words)
     base = _prefilled(model)
     out: dict[str, Any] = {}
     for count in stream_counts:
@@ -342,7 +347,7 @@ def run_bench(
     say("chunked steps k = 1, 4, 16")
     figures["chunked"] = _bench_chunks(model, tokens, rounds)
     say("incremental scoring vs full re-scoring")
-    longest = model.max_positions - len(model.prompt_token_ids("tell me about the history of medicine")) - 8
+    longest = model.max_positions - len(model.prompt_token_ids(_PROMPT)) - 8
     figures["rescoring"] = _bench_rescoring(model, lengths or sorted({128, 512, 2048, longest}), probes=8)
     say("concurrent streams: one-by-one vs batched")
     figures["streams"] = _bench_streams(model, streams or [1, 8, 32, 64], tokens=min(tokens, 64), rounds=rounds)
