@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+import posixpath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -12,10 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from guardkit.errors import ModelLoadError
 from guardkit.verdict import CATEGORIES, RISK_LEVELS
 
-__all__ = ["FileEntry", "Manifest", "StateSpec", "Template", "load_manifest", "sha256_of"]
+__all__ = ["FileEntry", "Manifest", "StateSpec", "Template", "bundle_file", "load_manifest", "sha256_of"]
 
 MANIFEST_NAME = "guardkit.json"
 FORMAT_VERSION = 1
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few KB; refuse to parse anything huge
+_ORT_MEMORY_MARKER = "_ORT_MEM_ADDR_"  # ONNX Runtime reads a "location" holding this from process memory, not a file
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True)
 
@@ -78,10 +81,51 @@ class Manifest(BaseModel):
             unknown = [c for c in cats or () if c not in CATEGORIES]
             if unknown:
                 raise ValueError(f"{field} holds non-canonical ids {unknown}; canonical: {list(CATEGORIES)}")
+        for name in self.files:
+            problem = _unsafe_name(name)
+            if problem:
+                raise ValueError(f"files: {name!r} {problem}")
         for required in (self.model_file, self.tokenizer_file):
             if required not in self.files:
                 raise ValueError(f"files has no entry for {required!r}")
         return self
+
+
+def _unsafe_name(name: str) -> str | None:
+    """Why a manifest file name could point outside its bundle (None when it is a plain relative path)."""
+    if not name or "\x00" in name:
+        return "is not a file name"
+    if "\\" in name or PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
+        return "must be a relative path inside the bundle (forward slashes, no drive)"
+    if any(part in ("..", ".", "") for part in name.split("/")):
+        return "must be a normalised relative path inside the bundle (no '..', '.' or empty parts)"
+    if _ORT_MEMORY_MARKER in name:
+        return f"holds {_ORT_MEMORY_MARKER!r}, which ONNX Runtime reads as a memory address"
+    return None
+
+
+def bundle_file(bundle_dir: Path, name: str) -> Path:
+    """The file ``name`` of a bundle, after checking it stays inside the bundle.
+
+    ``name`` must be a plain relative path, and the path it resolves to
+    (symbolic links followed) must lie inside the resolved bundle directory.
+    Nothing about a file outside the bundle is looked at or reported.
+
+    Raises:
+        ModelLoadError: the name is absolute, climbs out with ``..``, or resolves outside the bundle.
+    """
+    problem = _unsafe_name(name)
+    if problem:
+        raise ModelLoadError(f"{name!r} {problem}", path=str(bundle_dir))
+    root = bundle_dir.resolve()
+    try:
+        resolved = (bundle_dir / name).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise ModelLoadError(f"{name!r} cannot be resolved (symbolic link loop?)", path=str(bundle_dir)) from None
+    if resolved != root and root not in resolved.parents:
+        raise ModelLoadError(f"{name!r} resolves outside the bundle directory (a symbolic link or path leading out of it)",
+                             path=str(bundle_dir))
+    return resolved
 
 
 def sha256_of(path: Path) -> str:
@@ -95,35 +139,90 @@ def sha256_of(path: Path) -> str:
 def load_manifest(bundle_dir: Path, *, verify: bool = True) -> Manifest:
     """Read and validate ``guardkit.json``; with ``verify`` check every file's size and sha256.
 
+    Every file the manifest lists must resolve inside the bundle directory
+    (checked with or without ``verify``), and every external-data file the
+    model file refers to must be one of them.
+
     Raises:
         ModelLoadError: naming the file at fault.
     """
     if not bundle_dir.is_dir():
         raise ModelLoadError("model bundle directory not found", path=str(bundle_dir))
     manifest_path = bundle_dir / MANIFEST_NAME
-    try:
-        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelLoadError(f"not a guardkit model bundle: {MANIFEST_NAME} is missing", path=str(manifest_path)) from None
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"invalid JSON: {exc}", path=str(manifest_path)) from None
+    raw = _read_manifest_json(manifest_path)
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise ModelLoadError(f"{field}: {first['msg']}" if field else first["msg"], path=str(manifest_path)) from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ModelLoadError(f"{field}: {message}" if field else message, path=str(manifest_path)) from None
+    except RecursionError:
+        raise ModelLoadError("the manifest is nested too deeply", path=str(manifest_path)) from None
+    resolved = {name: bundle_file(bundle_dir, name) for name in manifest.files}
+    for name, path in resolved.items():
+        if not path.is_file():
+            kind = "is not a regular file" if path.exists() else "is missing"
+            raise ModelLoadError(f"file listed in the manifest {kind}", path=str(bundle_dir / name))
     if verify:
         for name, entry in manifest.files.items():
-            path = bundle_dir / name
-            if not path.is_file():
-                raise ModelLoadError("file listed in the manifest is missing", path=str(path))
+            path = resolved[name]
             size = path.stat().st_size
             if size != entry.bytes:
-                raise ModelLoadError(f"size {size} differs from the manifest's {entry.bytes} (corrupt or replaced file)", path=str(path))
+                raise ModelLoadError(f"size {size} differs from the manifest's {entry.bytes} (corrupt or replaced file)", path=str(bundle_dir / name))
             if sha256_of(path) != entry.sha256:
-                raise ModelLoadError("sha256 differs from the manifest (corrupt or replaced file)", path=str(path))
+                raise ModelLoadError("sha256 differs from the manifest (corrupt or replaced file)", path=str(bundle_dir / name))
+    _check_external_data(bundle_dir, manifest, resolved)
     return manifest
+
+
+def _read_manifest_json(manifest_path: Path) -> object:
+    """The manifest's JSON value; every way of failing is one ModelLoadError line."""
+    where = str(manifest_path)
+    try:
+        if manifest_path.is_dir():
+            raise ModelLoadError(f"{MANIFEST_NAME} is a directory, not a file", path=where)
+        with manifest_path.open("rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        raise ModelLoadError(f"not a guardkit model bundle: {MANIFEST_NAME} is missing", path=where) from None
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read the manifest: {exc.strerror or exc}", path=where) from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ModelLoadError(f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes", path=where)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(f"the manifest is not UTF-8 text (byte {exc.start})", path=where) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"invalid JSON: {exc}", path=where) from None
+    except RecursionError:
+        raise ModelLoadError("invalid manifest: JSON nested too deeply", path=where) from None
+
+
+def _check_external_data(bundle_dir: Path, manifest: Manifest, resolved: dict[str, Path]) -> None:
+    """Every external-data file the model names must be a file the manifest lists (and so hashes)."""
+    from guardkit._onnx_refs import OnnxParseError, external_data_locations
+
+    model_path = resolved[manifest.model_file]
+    try:
+        locations = external_data_locations(model_path.read_bytes())
+    except OnnxParseError as exc:
+        raise ModelLoadError(f"not a valid ONNX model file: {exc}", path=str(bundle_dir / manifest.model_file)) from None
+    listed = {path: name for name, path in resolved.items()}
+    # ONNX Runtime resolves a location against the directory of the model path it was given
+    model_dir = PurePosixPath(manifest.model_file).parent
+    for location in locations:
+        where = str(bundle_dir / manifest.model_file)
+        name = posixpath.normpath(str(model_dir / location)) if location and "\\" not in location else ""
+        if _unsafe_name(name) is not None:
+            raise ModelLoadError(f"the model's external data {location!r} is not a plain relative path inside the bundle", path=where)
+        if bundle_file(bundle_dir, name) not in listed:
+            raise ModelLoadError(
+                f"the model reads external data from {location!r}, which the manifest does not list (so it is not hashed)", path=where
+            )
 
 
 def file_entry(path: Path) -> dict[str, object]:

@@ -26,6 +26,7 @@ __all__ = ["KVState", "StepOutput", "StreamModel"]
 
 _REQUIRED_INPUTS = ("input_ids", "attention_mask", "position_ids")
 _REQUIRED_OUTPUTS = ("risk_logits", "category_logits")
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +98,8 @@ class StreamModel:
         self.tokenizer = self._load_tokenizer()
         self._session = self._load_session(device, threads, trt_cache_dir, fp16)
         self._check_contract()
+        self._state_dtype = np.float16 if self.manifest.state.dtype == "float16" else np.float32
+        self._probe()
         m = self.manifest
         self.categories: tuple[str, ...] = m.categories
         self.prompt_categories: tuple[str, ...] = m.prompt_categories or ()
@@ -146,6 +149,81 @@ class StreamModel:
         self.has_prompt_head = "prompt_risk_logits" in outputs and "prompt_category_logits" in outputs
         self._output_names = [n for n in ("risk_logits", "category_logits", "prompt_risk_logits", "prompt_category_logits") if n in outputs]
         self._output_names += self.present_names
+        self._check_declared_types()
+
+    def _expected(self) -> dict[str, tuple[tuple[str, ...], tuple[int | None, ...]]]:
+        """Contract tensor name -> (allowed ONNX types, shape with None for free dims)."""
+        spec = self.manifest.state
+        state_type = ("tensor(float16)",) if spec.dtype == "float16" else ("tensor(float)",)
+        logits = ("tensor(float)", "tensor(float16)")
+        ids = ("tensor(int64)",)
+        heads = {
+            "risk_logits": 3,
+            "category_logits": len(self.manifest.categories),
+            "prompt_risk_logits": 3,
+            "prompt_category_logits": len(self.manifest.prompt_categories or ()) or None,
+        }
+        expected: dict[str, tuple[tuple[str, ...], tuple[int | None, ...]]] = {
+            "input_ids": (ids, (None, None)), "attention_mask": (ids, (None, None)), "position_ids": (ids, (None, None)),
+        }
+        expected.update({name: (logits, (None, None, width)) for name, width in heads.items()})
+        kv = (None, spec.num_kv_heads, None, spec.head_dim)
+        expected.update({name: (state_type, kv) for name in self.past_names + self.present_names})
+        return expected
+
+    def _check_declared_types(self) -> None:
+        """The graph's declared element types and fixed dimensions must fit the manifest."""
+        model_file = str(self.path / self.manifest.model_file)
+        expected = self._expected()
+        for arg in [*self._session.get_inputs(), *self._session.get_outputs()]:
+            if arg.name not in expected:
+                continue
+            types, shape = expected[arg.name]
+            if arg.type not in types:
+                raise ModelLoadError(f"{arg.name} is {arg.type}; the contract needs {' or '.join(types)}", path=model_file)
+            declared = arg.shape
+            if declared is None:  # rank unknown: the probe step checks it
+                continue
+            if len(declared) != len(shape):
+                raise ModelLoadError(f"{arg.name} has rank {len(declared)}; the contract needs rank {len(shape)}", path=model_file)
+            for axis, (got, want) in enumerate(zip(declared, shape)):
+                if want is not None and isinstance(got, int) and got != want:
+                    raise ModelLoadError(
+                        f"{arg.name} has {got} at axis {axis}; the manifest implies {want} ({self._why(arg.name)})", path=model_file
+                    )
+
+    def _why(self, name: str) -> str:
+        if name.startswith(("present.", "past_key_values.")):
+            return "state.num_kv_heads and state.head_dim"
+        if name.endswith("risk_logits"):
+            return "three risk levels"
+        return "prompt_categories" if name.startswith("prompt_") else "categories"
+
+    def _probe(self) -> None:
+        """Run one token through the model and check every output's shape and type against the contract.
+
+        Symbolic dimensions are only resolved at run time, so a head with the
+        wrong width would otherwise load and then fail (or, failing open, pass)
+        every step.
+        """
+        model_file = str(self.path / self.manifest.model_file)
+        ids = (self.prompt_token_ids(None) or [0])[:1]
+        try:
+            named, _ = self._run_raw(self.empty_state(), ids)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
+            raise ModelLoadError(f"the model fails a one-token test step: {exc}", path=model_file) from None
+        expected = self._expected()
+        for name, array in named.items():
+            types, shape = expected[name]
+            if array.dtype not in [_NUMPY_TYPES[t] for t in types]:
+                raise ModelLoadError(f"{name} came out as {array.dtype}; the contract needs {' or '.join(types)}", path=model_file)
+            actual = tuple(int(d) for d in array.shape)
+            # one row, one token: logits [1, 1, width], present [1, heads, 1, head_dim]
+            wanted = (1, shape[1], 1, shape[3]) if name.startswith("present.") else (1, 1, shape[2])
+            if len(actual) != len(wanted) or any(w is not None and a != w for a, w in zip(actual, wanted)):
+                shown = tuple("?" if w is None else w for w in wanted)
+                raise ModelLoadError(f"{name} came out with shape {list(actual)} for one token; the contract needs {list(shown)}"
+                                     f" ({self._why(name)})", path=model_file)
 
     @property
     def past_names(self) -> list[str]:
@@ -186,6 +264,13 @@ class StreamModel:
 
     def run(self, state: KVState, token_ids: Sequence[int]) -> tuple[dict[str, np.ndarray], KVState]:
         """Run new tokens after ``state``; return the raw logits (batch dim dropped) and the new state."""
+        named, length = self._run_raw(state, token_ids)
+        new_state = KVState(arrays=tuple(named[n] for n in self.present_names), length=length)
+        logits = {n: named[n][0] for n in self._output_names if not n.startswith("present.")}
+        return logits, new_state
+
+    def _run_raw(self, state: KVState, token_ids: Sequence[int]) -> tuple[dict[str, np.ndarray], int]:
+        """One unbatched call: every contract output by name (batch dim kept) and the new state length."""
         k = len(token_ids)
         if k == 0:
             raise ValueError("run() needs at least one token")
@@ -198,10 +283,7 @@ class StreamModel:
         }
         feeds.update(zip(self.past_names, state.arrays))
         results = self._session.run(self._output_names, feeds)
-        named = dict(zip(self._output_names, results))
-        new_state = KVState(arrays=tuple(named[n] for n in self.present_names), length=state.length + k)
-        logits = {n: named[n][0] for n in self._output_names if not n.startswith("present.")}
-        return logits, new_state
+        return dict(zip(self._output_names, results)), state.length + k
 
     def step(self, state: KVState, token_ids: Sequence[int], *, prompt_head: bool = False) -> StepOutput:
         """Score ``token_ids`` (one or many) after ``state``; probabilities in canonical order.
