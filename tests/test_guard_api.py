@@ -322,14 +322,20 @@ def _openai_chunks(text: str, as_objects: bool) -> Iterator[object]:
 
 @pytest.mark.parametrize("as_objects", [False, True])
 def test_openai_chunk_adapter(tiny_guard: Guard, as_objects: bool) -> None:
+    # same shape out as in (dicts stay dicts, objects stay objects); the block is its own chunk (see test_adapters.py)
+    from guardkit.adapters._driver import get
+
+    def content(chunks: list[object]) -> str:
+        return "".join(get(get(get(c, "choices")[0], "delta"), "content") or "" for c in chunks)
+
     benign = list(guard_openai_stream(tiny_guard, _openai_chunks(BENIGN, as_objects)))
-    assert "".join(c["choices"][0]["delta"].get("content", "") for c in benign) == BENIGN
-    assert benign[-1]["choices"][0]["finish_reason"] == "stop" and benign[0]["model"] == "gpt-x" and benign[0]["id"] == "chatcmpl-1"
+    assert content(benign) == BENIGN
+    assert get(get(benign[-1], "choices")[0], "finish_reason") == "stop" and get(benign[0], "model") == "gpt-x" and get(benign[0], "id") == "chatcmpl-1"
     stream = guard_openai_stream(tiny_guard, _openai_chunks(HARMFUL, as_objects))
     harmful = list(stream)
-    content = "".join(c["choices"][0]["delta"].get("content", "") for c in harmful)
-    assert "bomb" not in content and content.endswith(tiny_guard.policy.on_block.message)
-    assert harmful[-1]["choices"][0]["finish_reason"] == "content_filter" and stream.blocked
+    assert "bomb" not in content(harmful) and content(harmful) == HARMFUL[: HARMFUL.index("bomb")]
+    assert get(get(harmful[-1], "choices")[0], "finish_reason") == "content_filter" and stream.blocked
+    assert get(harmful[-1], "guardkit")["message"] == tiny_guard.policy.on_block.message
 
 
 async def test_async_openai_chunk_adapter(tiny_guard: Guard) -> None:
@@ -339,7 +345,7 @@ async def test_async_openai_chunk_adapter(tiny_guard: Guard) -> None:
 
     stream = aguard_openai_stream(tiny_guard, chunks())
     out = [c async for c in stream]
-    assert stream.blocked and out[-1]["choices"][0]["finish_reason"] == "content_filter"
+    assert stream.blocked and out[-1]["choices"][0]["finish_reason"] == "content_filter" and out[-1]["guardkit"]["blocked"]
     with pytest.raises(StreamBlocked):
         async for _ in aguard_openai_stream(tiny_guard, chunks(), on_block="raise"):
             pass

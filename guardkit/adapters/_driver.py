@@ -1,0 +1,542 @@
+"""One driver under every provider adapter: guarded channels in, provider items out.
+
+A provider stream is a sequence of *items* (chat chunks, Responses events,
+Anthropic events). An item may carry text on one or more *channels* (a
+choice's content, a tool call's arguments, a thinking block ...); each channel
+gets its own :class:`~guardkit.StreamSession`. A :class:`Shaper` knows the
+provider's format and only that:
+
+- :meth:`Shaper.read` says which text an item carries on which channel and
+  which channels it ends;
+- :meth:`Shaper.rebuild` returns the item with each channel's text replaced by
+  the text the guard released (every other field as the upstream sent it);
+- :meth:`Shaper.block` returns the items that signal a block (the provider's
+  own stop reason plus a ``guardkit`` field holding :meth:`GuardBlock.to_dict`).
+
+The driver's logic is written once, as generators that yield the session calls
+they need (``start``/``feed``/``finish``); :class:`ShapedStream` runs them with
+blocking calls and :class:`AsyncShapedStream` awaits ``astart``/``afeed``/
+``afinish``, as httpx runs one ``auth_flow`` under a sync and an async client.
+Text reaches the consumer only from ``Released`` events; when a channel blocks,
+every channel in its *scope* (a chat choice, or the whole response) is closed,
+their later text is dropped, and the upstream is closed once no scope is left
+that could still release text.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Generator, Generic, Hashable, Iterable, Iterator, Literal, TypeVar
+
+from guardkit.errors import StreamBlocked
+from guardkit.session import StreamSession
+from guardkit.verdict import RISK_LEVELS, Blocked, Event, Flagged, Released, Retracted, Verdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from guardkit.guard import Guard
+
+__all__ = ["ALL", "AsyncShapedStream", "Channel", "GuardBlock", "Read", "ShapedStream", "Shaper"]
+
+T = TypeVar("T")
+Key = Hashable
+#: Which kind of text a channel carries (the names the policy's channels will use).
+Channel = Literal["answer", "refusal", "reasoning", "tool_arguments"]
+#: The scope of a block that ends the whole response.
+ALL: Hashable = "*"
+
+_Call = tuple[StreamSession, str, "str | None"]
+_Steps = Generator[_Call, "list[Event]", Any]
+
+
+@dataclass(frozen=True)
+class GuardBlock:
+    """The block signal every adapter emits, as its own item, after all released text.
+
+    ``channel`` is the kind of text that was blocked (``"prompt"`` when the
+    prompt was), ``message`` the policy's replacement message for the UI to
+    show instead, ``retracted_from`` (pass-through policies only) the offset in
+    that channel's text from which already-shown text must be withdrawn.
+    """
+
+    verdict: Verdict
+    message: str
+    channel: str
+    scope: Hashable = ALL
+    retracted_from: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-serialisable ``guardkit`` field adapters attach to their block item."""
+        return {
+            "blocked": True,
+            "channel": self.channel,
+            "message": self.message,
+            "retracted_from": self.retracted_from,
+            "verdict": self.verdict.to_dict(),
+        }
+
+
+@dataclass
+class Read:
+    """What an item carries: ``(channel key, text delta)`` pairs and the channel keys it ends."""
+
+    texts: list[tuple[Key, str]] = field(default_factory=list)
+    ends: list[Key] = field(default_factory=list)
+    end_all: bool = False
+
+
+class Shaper(Generic[T]):
+    """How one provider's items carry text. Subclass it; the driver does the rest."""
+
+    #: the channel whose released text ``released_text`` reports
+    primary: Key = None
+
+    def read(self, item: T) -> Read:
+        """The text deltas ``item`` carries per channel and the channels it ends."""
+        raise NotImplementedError
+
+    def channel(self, key: Key) -> str:
+        """The kind of text channel ``key`` carries (``"answer"``, ``"reasoning"`` ...)."""
+        return "answer"
+
+    def scope(self, key: Key) -> Hashable:
+        """Channels that block together (a chat choice; :data:`ALL` for the whole response)."""
+        return ALL
+
+    def rebuild(self, item: T | None, released: dict[Key, str], finished: set[Key]) -> list[T]:
+        """``item`` with its text replaced by ``released`` (per key); ``item=None``: new items for text released at the end.
+
+        ``finished`` holds the keys judged to their end (cleanly) at this item.
+        """
+        raise NotImplementedError
+
+    def block(self, signal: GuardBlock, like: T | None) -> list[T]:
+        """Record that ``signal.scope`` is blocked; return the items that say so (``like``: an upstream item to copy ids from)."""
+        raise NotImplementedError
+
+    def halted(self) -> bool:
+        """True once nothing more can be released (the upstream is then closed)."""
+        return False
+
+
+def _severity(v: Verdict) -> tuple[int, float]:
+    return RISK_LEVELS.index(v.level), v.scores.get("unsafe", 0.0)
+
+
+class _Core(Generic[T]):
+    """The driver's logic: generators that yield session calls; shared by both drivers."""
+
+    def __init__(self, guard: Guard, shaper: Shaper[T], prompt: str | None, on_block: str | None) -> None:
+        mode = on_block if on_block is not None else guard.policy.on_block.mode
+        if mode not in ("replace", "raise"):
+            raise ValueError(f"on_block must be 'replace' or 'raise', got {mode!r}")
+        self.guard = guard
+        self.shaper = shaper
+        self.prompt = prompt
+        self.on_block = mode
+        self.sessions: dict[Key, StreamSession] = {}
+        self.blocks: list[GuardBlock] = []
+        self.flags: list[Verdict] = []
+        self.prompt_verdict: Verdict | None = None
+        self.prompt_blocked = False
+        self.raise_: StreamBlocked | None = None
+        self._spare: StreamSession | None = None
+        self._blocked_scopes: set[Hashable] = set()
+        self._pending: list[T] = []
+
+    # -- the steps ----------------------------------------------------------
+    def start(self) -> _Steps:
+        """Check the prompt once, before the upstream is read."""
+        session = self.guard.session(self.prompt)
+        self._spare = session
+        events = yield session, "start", None
+        self.prompt_verdict = session.prompt_verdict
+        for event in events:
+            if isinstance(event, Flagged):
+                self.flags.append(event.verdict)
+            elif isinstance(event, Blocked):
+                self.prompt_blocked = True
+                message = self.guard.policy.prompt.message
+                self._signal(GuardBlock(event.verdict, message, "prompt", ALL), "")
+        return None
+
+    def prompt_block_items(self, like: T | None) -> list[T]:
+        """The block items for a blocked prompt (``like``: the upstream's first item, never shown)."""
+        if self.on_block == "raise":
+            return []
+        return self.shaper.block(self.blocks[0], like)
+
+    def item(self, item: T | None) -> _Steps:
+        """Judge one upstream item (``None``: the upstream ended) and return the items to yield."""
+        shaper = self.shaper
+        released: dict[Key, str] = {}
+        finished: set[Key] = set()
+        self._pending = []
+        if item is not None:
+            read = shaper.read(item)
+            for key, text in read.texts:
+                if not text or shaper.scope(key) in self._blocked_scopes or ALL in self._blocked_scopes:
+                    continue
+                session = self._session(key)
+                events = yield session, "feed", text
+                self._collect(key, events, released)
+            ends = list(self.sessions) if read.end_all else [k for k in read.ends if k in self.sessions]
+        else:
+            ends = list(self.sessions)
+        for key in ends:
+            session = self.sessions[key]
+            if session.finished or session.blocked or shaper.scope(key) in self._blocked_scopes:
+                continue
+            events = yield session, "finish", None
+            self._collect(key, events, released)
+            if not session.blocked:
+                finished.add(key)
+        out = shaper.rebuild(item, released, finished) if (item is not None or released or finished) else []
+        return out + self._pending
+
+    # -- internals ------------------------------------------------------------
+    def _session(self, key: Key) -> StreamSession:
+        session = self.sessions.get(key)
+        if session is None:
+            if self._spare is not None:
+                session, self._spare = self._spare, None
+            else:
+                session = self.guard.session(self.prompt)
+            self.sessions[key] = session
+        return session
+
+    def _collect(self, key: Key, events: list[Event], released: dict[Key, str]) -> None:
+        retracted: int | None = None
+        for event in events:
+            if isinstance(event, Released):
+                released[key] = released.get(key, "") + event.text
+            elif isinstance(event, Flagged):
+                if event.verdict.source == "response":  # the prompt's flag was counted once, at start
+                    self.flags.append(event.verdict)
+            elif isinstance(event, Retracted):
+                retracted = event.char_offset
+            elif isinstance(event, Blocked):
+                message = self.guard.policy.on_block.message
+                signal = GuardBlock(event.verdict, message, self.shaper.channel(key), self.shaper.scope(key), retracted)
+                self._signal(signal, self.sessions[key].released_text)
+
+    def _signal(self, signal: GuardBlock, released_text: str) -> None:
+        self.blocks.append(signal)
+        self._blocked_scopes.add(signal.scope)
+        for key, session in self.sessions.items():
+            if signal.scope == ALL or self.shaper.scope(key) == signal.scope:
+                session.close()
+        if self.on_block == "raise":
+            if self.raise_ is None:
+                self.raise_ = StreamBlocked(signal.verdict, released_text)
+            self.shaper.block(signal, None)  # the shaper must still drop the scope's text
+        elif signal.channel != "prompt":
+            self._pending += self.shaper.block(signal, None)
+
+    def halted(self) -> bool:
+        return ALL in self._blocked_scopes or self.shaper.halted()
+
+    def close(self) -> None:
+        for session in self.sessions.values():
+            session.close()
+        if self._spare is not None:
+            self._spare.close()
+
+    # -- what both drivers expose -----------------------------------------------
+    @property
+    def verdict(self) -> Verdict:
+        """The first block's verdict, else the most severe channel verdict (or prompt flag)."""
+        if self.blocks:
+            return self.blocks[0].verdict
+        verdicts = [s.verdict for s in self.sessions.values()] + self.flags
+        if not verdicts:
+            return Verdict(level="safe", action="allow", policy=self.guard.policy.name)
+        return max(verdicts, key=_severity)
+
+
+class _Exposed(Generic[T]):
+    _core: _Core[T]
+
+    @property
+    def blocked(self) -> bool:
+        """True once any channel (or the prompt) was blocked."""
+        return bool(self._core.blocks)
+
+    @property
+    def blocks(self) -> list[GuardBlock]:
+        """Every block signal so far (one per blocked scope)."""
+        return list(self._core.blocks)
+
+    @property
+    def verdict(self) -> Verdict:
+        return self._core.verdict
+
+    @property
+    def prompt_verdict(self) -> Verdict | None:
+        return self._core.prompt_verdict
+
+    @property
+    def flags(self) -> list[Verdict]:
+        return list(self._core.flags)
+
+    @property
+    def sessions(self) -> dict[Key, StreamSession]:
+        """The session of each channel key (closed once the stream is done)."""
+        return dict(self._core.sessions)
+
+    @property
+    def released_text(self) -> str:
+        """The released text of the shaper's primary channel (a chat stream's first choice, ...)."""
+        return self.released(self._core.shaper.primary)
+
+    def released(self, key: Key) -> str:
+        """The released text of channel ``key`` ("" if it carried none)."""
+        session = self._core.sessions.get(key)
+        return session.released_text if session is not None else ""
+
+    @property
+    def shaper(self) -> Shaper[T]:
+        return self._core.shaper
+
+
+def _run_sync(steps: _Steps) -> Any:
+    try:
+        call = next(steps)
+        while True:
+            session, op, text = call
+            if op == "feed":
+                events = session.feed(text)  # type: ignore[arg-type]
+            elif op == "finish":
+                events = session.finish()
+            else:
+                events = session.start()
+            call = steps.send(events)
+    except StopIteration as done:
+        return done.value
+
+
+async def _run_async(steps: _Steps) -> Any:
+    try:
+        call = next(steps)
+        while True:
+            session, op, text = call
+            if op == "feed":
+                events = await session.afeed(text)  # type: ignore[arg-type]
+            elif op == "finish":
+                events = await session.afinish()
+            else:
+                events = await session.astart()
+            call = steps.send(events)
+    except StopIteration as done:
+        return done.value
+
+
+class ShapedStream(_Exposed[T], Iterator[T]):
+    """Guard a sync stream of provider items with ``shaper``; iterate for guarded items.
+
+    Closes the upstream (its ``close()``) when the guard halts it or the
+    consumer stops early. With ``on_block="raise"`` a block raises
+    :class:`~guardkit.StreamBlocked` after the released text instead of
+    yielding the block items.
+    """
+
+    def __init__(self, guard: Guard, items: Iterable[T], shaper: Shaper[T], *, prompt: str | None = None, on_block: str | None = None) -> None:
+        self._core = _Core(guard, shaper, prompt, on_block)
+        self._items = items
+        self._upstream: Iterator[T] | None = None
+        self._exhausted = False
+        self._gen = self._run()
+
+    def __iter__(self) -> ShapedStream[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """Stop early: close the upstream and free every session."""
+        self._gen.close()
+        self._close_upstream()
+        self._core.close()
+
+    def __enter__(self) -> ShapedStream[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _close_upstream(self) -> None:
+        if self._exhausted:
+            return
+        for upstream in (self._upstream, self._items):
+            closer = getattr(upstream, "close", None)
+            if callable(closer):
+                closer()
+                return
+
+    def _run(self) -> Iterator[T]:
+        core = self._core
+        try:
+            _run_sync(core.start())
+            self._upstream = iter(self._items)
+            if core.prompt_blocked:
+                first = next(self._upstream, None)
+                self._close_upstream()
+                yield from core.prompt_block_items(first)
+            else:
+                for item in self._upstream:
+                    yield from _run_sync(core.item(item))
+                    if core.raise_ is not None or core.halted():
+                        break
+                else:
+                    self._exhausted = True
+                    yield from _run_sync(core.item(None))
+            self._close_upstream()
+            if core.raise_ is not None:
+                raise core.raise_
+        finally:
+            self._close_upstream()
+            core.close()
+
+
+class AsyncShapedStream(_Exposed[T], AsyncIterator[T]):
+    """The async twin of :class:`ShapedStream` (over an async or plain iterable).
+
+    Judging runs on the event loop and each model step is awaited (on the
+    Guard's batcher, or in a worker thread); the upstream is closed with its
+    ``aclose()``/``close()`` (awaited when it is a coroutine, as for
+    ``openai.AsyncStream``).
+    """
+
+    def __init__(
+        self, guard: Guard, items: AsyncIterable[T] | Iterable[T], shaper: Shaper[T], *, prompt: str | None = None, on_block: str | None = None
+    ) -> None:
+        self._core = _Core(guard, shaper, prompt, on_block)
+        self._items = items
+        self._exhausted = False
+        self._agen = self._run()
+
+    def __aiter__(self) -> AsyncShapedStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        return await self._agen.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop early: close the upstream and free every session."""
+        await self._agen.aclose()
+        await self._close_upstream()
+        self._core.close()
+
+    async def __aenter__(self) -> AsyncShapedStream[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _close_upstream(self) -> None:
+        if self._exhausted:
+            return
+        for name in ("aclose", "close"):
+            closer = getattr(self._items, name, None)
+            if callable(closer):
+                result = closer()
+                if inspect.isawaitable(result):
+                    await result
+                return
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        if hasattr(self._items, "__aiter__"):
+            async for item in self._items:  # type: ignore[union-attr]
+                yield item
+        else:
+            for item in self._items:  # type: ignore[union-attr]
+                yield item
+
+    async def _run(self) -> AsyncIterator[T]:
+        core = self._core
+        try:
+            await _run_async(core.start())
+            upstream = self._iterate()
+            try:
+                if core.prompt_blocked:
+                    first = None
+                    async for first in upstream:  # the first item, never shown: ids for the block item
+                        break
+                    for out in core.prompt_block_items(first):
+                        yield out
+                else:
+                    async for item in upstream:
+                        for out in await _run_async(core.item(item)):
+                            yield out
+                        if core.raise_ is not None or core.halted():
+                            break
+                    else:
+                        self._exhausted = True
+                        for out in await _run_async(core.item(None)):
+                            yield out
+            finally:
+                await upstream.aclose()
+            await self._close_upstream()
+            if core.raise_ is not None:
+                raise core.raise_
+        finally:
+            await self._close_upstream()
+            core.close()
+
+
+# -- small helpers the shapers share -------------------------------------------
+
+
+def get(obj: Any, key: str, default: Any = None) -> Any:
+    """``obj[key]`` for a dict, ``obj.key`` otherwise (``default`` when missing)."""
+    if isinstance(obj, dict):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def replace(obj: Any, **changes: Any) -> Any:
+    """A copy of ``obj`` with ``changes``: dicts stay dicts, pydantic models go through ``model_copy(update=...)``."""
+    if isinstance(obj, dict):
+        return {**obj, **changes}
+    model_copy = getattr(obj, "model_copy", None)
+    if callable(model_copy):
+        return model_copy(update=changes)
+    new = copy.copy(obj)
+    for key, value in changes.items():
+        setattr(new, key, value)
+    return new
+
+
+def text_field(obj: Any, key: str) -> str | None:
+    """A text field that must be a str (or absent)."""
+    value = get(obj, key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{key} must be str, got {type(value).__name__}")
+    return value
+
+
+class Aligned:
+    """Per-token side data (logprobs: they spell the text) released in step with a channel's text."""
+
+    def __init__(self) -> None:
+        self.pending: list[Any] = []
+        self.released_chars = 0
+        self.emitted_chars = 0
+
+    def take(self, entries: Iterable[Any] | None, released: str, *, final: bool, dropped: bool = False) -> list[Any]:
+        """Queue ``entries``; return those whose token text has now been released (all when ``final``)."""
+        self.pending += list(entries or [])
+        self.released_chars += len(released)
+        if dropped:
+            self.pending = []
+            return []
+        out: list[Any] = []
+        while self.pending:
+            token = get(self.pending[0], "token") or ""
+            if not final and self.emitted_chars + len(token) > self.released_chars:
+                break
+            out.append(self.pending.pop(0))
+            self.emitted_chars += len(token)
+        return out
