@@ -6,7 +6,10 @@
 ...     send_to_user(text)
 """
 
+from guardkit.adapters._driver import GuardBlock
+from guardkit.adapters.anthropic import aguard_anthropic_stream, guard_anthropic_stream
 from guardkit.adapters.openai import aguard_openai_stream, guard_openai_stream
+from guardkit.adapters.openai_responses import aguard_responses_stream, guard_responses_stream
 from guardkit.errors import (
     GuardkitError,
     ModelLoadError,
@@ -20,7 +23,7 @@ from guardkit.guard import Guard
 from guardkit.model import StreamModel
 from guardkit.policy import Policy, builtin_policies, load_policy
 from guardkit.session import StreamSession
-from guardkit.streams import AsyncGuardedStream, GuardedStream
+from guardkit.streams import AsyncGuardedStream, GuardedStream, OnBlockMode
 from guardkit.verdict import CATEGORIES, RISK_LEVELS, Blocked, Event, Flagged, Released, Retracted, Verdict
 
 __version__ = "0.1.0"
@@ -33,9 +36,11 @@ __all__ = [
     "Event",
     "Flagged",
     "Guard",
+    "GuardBlock",
     "GuardedStream",
     "GuardkitError",
     "ModelLoadError",
+    "OnBlockMode",
     "Policy",
     "PolicyError",
     "ProviderUnavailableError",
@@ -48,8 +53,12 @@ __all__ = [
     "StreamSession",
     "Verdict",
     "__version__",
+    "aguard_anthropic_stream",
     "aguard_openai_stream",
+    "aguard_responses_stream",
     "builtin_policies",
+    "guard_anthropic_stream",
     "guard_openai_stream",
+    "guard_responses_stream",
     "load_policy",
 ]
