@@ -17,7 +17,7 @@ COLD / SafetyBench / non-English CatQA / XSafety (not English; the tokenizer is
 English uncased WordPiece).
 
 Usage:  python models/guardkit-mini/recipe/build_corpus.py
-Writes: models/guardkit-mini/work/corpus.jsonl  (then run onsets.py)
+Writes: models/guardkit-mini/work/corpus.jsonl  (then run onsets.py, then augment.py)
 """
 from __future__ import annotations
 
@@ -339,14 +339,20 @@ def prompt_sets():
     return out
 
 
+# Sources held out whole for the out-of-distribution dev suite (dev_suite.py): never trained on.
+# (pyrit() is kept above because dev_suite.py reads it; 0.2 was trained on PyRIT and StrongREJECT.)
+HELD_OUT = {"strongreject", "pyrit-harm", "pyrit-objective", "pyrit-refusal"}
+
+
 def main():
     sys.path.insert(0, os.path.dirname(__file__))
     os.makedirs(WORK, exist_ok=True)
     items = []
-    for fn in [do_not_answer, gptfuzz, diasafety, pyrit, advbench_targets, rho_pairs, toxic_spans, davidson,
-               surge, toxigen, prompt_sets]:
-        got = [x for x in fn() if x]
-        print(f"{fn.__name__:18s} {len(got):6d}")
+    from benign_sources import benign_prompts, benign_responses
+    for fn in [do_not_answer, gptfuzz, diasafety, advbench_targets, rho_pairs, toxic_spans, davidson,
+               surge, toxigen, prompt_sets, lambda: benign_prompts(RAW, rec), lambda: benign_responses(RAW, rec)]:
+        got = [x for x in fn() if x and x["source"] not in HELD_OUT]
+        print(f"{getattr(fn, '__name__', '?'):18s} {len(got):6d}")
         items += got
     # prompt-only duplicates of the same prompt text inside one source collapse to one item
     seen, dedup = set(), []

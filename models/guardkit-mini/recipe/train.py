@@ -163,6 +163,7 @@ def main():
     ap.add_argument("--bench", type=int, default=0, help="only time this many steps and exit")
     ap.add_argument("--init", default="", help="start from this state dict (stage 2) instead of the backbone")
     ap.add_argument("--oversample", default="", help="SOURCE=K,... repeat train items of these sources K times")
+    ap.add_argument("--keep", default="", help="SOURCE=F,... keep only a fraction F of these sources' train items")
     ap.add_argument("--name", default="ckpt", help="checkpoint / final file stem in work/")
     ap.add_argument("--epochs", type=float, default=0.0, help="size the schedule in epochs (overrides --minutes)")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda (bf16 autocast) when a GPU is at hand")
@@ -183,6 +184,9 @@ def main():
     tok = tokenizer()
     items = [json.loads(l) for l in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8")]
     train = [x for x in items if x["split"] == "train"]
+    if args.keep:
+        frac = {k: float(v) for k, v in (kv.split("=") for kv in args.keep.split(","))}
+        train = [x for x in train if random.Random(x["id"]).random() < frac.get(x["source"], 1.0)]
     if args.oversample:
         reps = {k: float(v) for k, v in (kv.split("=") for kv in args.oversample.split(","))}
         extra = []

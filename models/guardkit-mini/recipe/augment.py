@@ -1,0 +1,106 @@
+"""Add response-supervision examples to work/corpus.jsonl (0.3; run after onsets.py).
+
+0.2's response head leaned on the prompt: with a harmful prompt it flagged a refusal
+at its first token, and with no prompt it missed most harmful replies.  These
+examples make the response head judge the response (issue 13, cause 2).  All are
+built from TRAIN-split items only and stay in the train split:
+
+* response-alone  : a response item repeated with no prompt (empty prompt, prompt
+                    head unsupervised); its token labels are unchanged.
+* refusal         : a harmful prompt + a self-written refusal (REFUSALS) -> safe on
+                    every token.
+* harmless-answer : a harmful prompt + an unrelated benign answer -> safe.
+* mismatched-harm : a benign prompt + a harmful answer -> the answer's own labels.
+* diluted         : a harmful answer after a harmless opening (a BENIGN_LEADS line or
+                    the first sentences of a benign answer); the onset moves with it,
+                    so the opening stays safe and the harm is still caught.
+
+Usage:  python models/guardkit-mini/recipe/augment.py   (idempotent: earlier aug- items are replaced)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+
+from self_written import BENIGN_LEADS, REFUSALS
+
+WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../work")
+BENIGN_ANSWER_SOURCES = {"mt-bench-answers", "arena-hard-v0.1-answers", "coconot-pref-chosen", "gpteacher-roleplay",
+                         "gpteacher-code", "gsm8k", "self-written-benign"}
+
+
+def first_sentences(text: str, max_chars: int = 220) -> str:
+    parts = re.split(r"(?<=[.!?])\s+", text.strip())
+    out = ""
+    for p in parts:
+        if out and len(out) + len(p) > max_chars:
+            break
+        out = (out + " " + p).strip()
+    return out[:max_chars]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--alone-rate", type=float, default=0.35)
+    ap.add_argument("--refusals", type=int, default=1500)
+    ap.add_argument("--harmless", type=int, default=500)
+    ap.add_argument("--mismatched", type=int, default=1500)
+    ap.add_argument("--diluted", type=int, default=1500)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    rnd = random.Random(args.seed)
+    path = os.path.join(WORK, "corpus.jsonl")
+    items = [json.loads(line) for line in open(path, encoding="utf-8")]
+    items = [x for x in items if not x["source"].startswith("aug-")]
+    train = [x for x in items if x["split"] == "train"]
+    harmful_prompts = sorted({x["prompt"] for x in train if x.get("prompt_label") == "unsafe" and x["prompt"]
+                              and x.get("prompt_cat") != "jailbreak" and len(x["prompt"]) < 600})
+    jailbreaks = sorted({x["prompt"] for x in train if x.get("prompt_cat") == "jailbreak"})
+    benign_prompts = sorted({x["prompt"] for x in train if x["kind"] == "prompt" and x.get("prompt_label") == "safe"
+                             and len(x["prompt"]) < 600})
+    unsafe = [x for x in train if x["kind"] == "response" and x.get("resp_label") == "unsafe" and x.get("onset") is not None]
+    benign_answers = [x["response"] for x in train if x["kind"] == "response" and x["source"] in BENIGN_ANSWER_SOURCES]
+    print(f"pools: harmful prompts {len(harmful_prompts)}, jailbreaks {len(jailbreaks)}, benign prompts {len(benign_prompts)}, "
+          f"unsafe responses {len(unsafe)}, benign answers {len(benign_answers)}")
+
+    new = []
+
+    def add(kind, base, **kw):
+        x = dict(base) if base else dict(kind="response", resp_cat=None, prompt_cat=None, group="")
+        x.update(kw, source="aug-" + kind, split="train", spans=None)
+        new.append(x)
+
+    for x in train:
+        if x["kind"] == "response" and x["prompt"] and rnd.random() < args.alone_rate:
+            add("response-alone", x, prompt="", prompt_label=None, prompt_cat=None)
+    for _ in range(args.refusals):
+        p = rnd.choice(jailbreaks) if (jailbreaks and rnd.random() < 0.2) else rnd.choice(harmful_prompts)
+        add("refusal", None, prompt=p, response=rnd.choice(REFUSALS), resp_label="safe", onset=None,
+            prompt_label="unsafe", prompt_cat="jailbreak" if p in jailbreaks else None)
+    for _ in range(args.harmless):
+        add("harmless-answer", None, prompt=rnd.choice(harmful_prompts), response=rnd.choice(benign_answers),
+            resp_label="safe", onset=None, prompt_label="unsafe")
+    for x in rnd.sample(unsafe, min(args.mismatched, len(unsafe))):
+        add("mismatched-harm", x, prompt=rnd.choice(benign_prompts), prompt_label="safe", prompt_cat=None)
+    for x in rnd.sample(unsafe, min(args.diluted, len(unsafe))):
+        lead = rnd.choice(BENIGN_LEADS) if rnd.random() < 0.5 else first_sentences(rnd.choice(benign_answers))
+        sep = rnd.choice([" ", "\n\n", "\n"])
+        prompt = x["prompt"] if rnd.random() < 0.5 else ""
+        add("diluted", x, prompt=prompt, prompt_label=x.get("prompt_label") if prompt else None,
+            response=lead + sep + x["response"], onset=len(lead) + len(sep) + x["onset"])
+    next_id = max(x["id"] for x in items) + 1
+    for i, x in enumerate(new):
+        x["id"] = next_id + i
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        for x in items + new:
+            f.write(json.dumps(x, ensure_ascii=False) + "\n")
+    os.replace(path + ".tmp", path)
+    from collections import Counter
+    print("added", len(new), dict(Counter(x["source"] for x in new)))
+
+
+if __name__ == "__main__":
+    main()

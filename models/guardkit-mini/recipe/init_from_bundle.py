@@ -1,0 +1,75 @@
+"""Recover a PyTorch state dict for GuardMini from a shipped guardkit-mini bundle.
+
+0.3 is fine-tuned from the 0.2 release rather than from the bare backbone: the 0.2
+fp32 checkpoint was not kept, but its bundle (in git) holds every weight, 4-bit
+(MatMulNBits, symmetric, block 32) or fp16.  This reads them back: 4-bit blocks are
+dequantised (q - 8) * scale, the fp16 embedding table is widened, head MatMuls are
+transposed back to nn.Linear layout, and the calibration offsets baked into the risk
+biases (metadata ``guardkit_unsafe_logit_offsets``) are undone so training starts
+from the uncalibrated heads.
+
+Usage:  python models/guardkit-mini/recipe/init_from_bundle.py BUNDLE_DIR OUT.pt
+        (BUNDLE_DIR e.g. a checkout of the 0.2.0 bundle: git show <rev>:models/guardkit-mini/model.onnx)
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from model import GuardMini
+
+
+def dequantise(blob: np.ndarray, scales: np.ndarray, n: int, k: int, block: int) -> np.ndarray:
+    """MatMulNBits 4-bit symmetric weights -> float32 [N, K] (nn.Linear layout)."""
+    lo = (blob & 0x0F).astype(np.int8)
+    hi = (blob >> 4).astype(np.int8)
+    q = np.stack([lo, hi], axis=-1).reshape(n, -1, block)  # [N, k_blocks, block]
+    w = (q.astype(np.float32) - 8.0) * scales.reshape(n, -1, 1)
+    return w.reshape(n, -1)[:, :k]
+
+
+def state_dict_from_onnx(path: str) -> dict[str, torch.Tensor]:
+    m = onnx.load(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    sd: dict[str, torch.Tensor] = {}
+    for node in m.graph.node:
+        if not node.name.startswith("/m/"):
+            continue
+        module = node.name[3:].rsplit("/", 1)[0]  # "/m/layers.0/q/MatMul_Q4" -> "layers.0/q"
+        key = module.replace("/", ".")
+        if node.op_type == "MatMulNBits":
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            sd[key + ".weight"] = torch.from_numpy(dequantise(inits[node.input[1]], inits[node.input[2]],
+                                                              attrs["N"], attrs["K"], attrs["block_size"]))
+        elif node.op_type == "MatMul" and node.input[1] in inits:
+            sd[key + ".weight"] = torch.from_numpy(inits[node.input[1]].T.copy())
+    for name, arr in inits.items():
+        if name.startswith("m.") and not name.endswith("_fp16"):
+            sd[name[2:]] = torch.from_numpy(arr.astype(np.float32))
+        elif name == "m.word.weight_fp16":
+            sd["word.weight"] = torch.from_numpy(arr.astype(np.float32))
+    meta = {p.key: p.value for p in m.metadata_props}
+    off = json.loads(meta.get("guardkit_unsafe_logit_offsets", '{"response": 0, "prompt": 0}'))
+    sd["resp_head.risk.bias"][2] -= off["response"]
+    sd["prompt_head.risk.bias"][2] -= off["prompt"]
+    return sd
+
+
+def main():
+    src, out = sys.argv[1], sys.argv[2]
+    sd = state_dict_from_onnx(src)
+    model = GuardMini()
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"weights do not match GuardMini: missing {missing}, unexpected {unexpected}")
+    torch.save(model.state_dict(), out)
+    print(f"wrote {out} ({len(sd)} tensors)")
+
+
+if __name__ == "__main__":
+    main()
