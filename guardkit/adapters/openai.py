@@ -241,7 +241,7 @@ class ChatChunkShaper(Shaper[Any]):
                     lp_changes[name] = taken
             if lp_changes:
                 base = {} if logprobs is not None else {"content": None, "refusal": None}
-                updates["logprobs"] = replace(logprobs if logprobs is not None else self._logprobs_like, **base, **lp_changes)
+                updates["logprobs"] = replace(logprobs if logprobs is not None else self._logprobs_like, **{**base, **lp_changes})
         return replace(choice, **updates) if updates else choice
 
 

@@ -194,18 +194,18 @@ class ResponsesEventShaper(Shaper[Any]):
         return out
 
     # -- rebuilding -----------------------------------------------------------------
-    def _with_text(self, event: Any, key: Key, text: str, *, final: bool) -> Any:
+    def _with_text(self, event: Any, key: Key, text: str, *, final: bool, copy: bool = False) -> Any:
         changes: dict[str, Any] = {"delta": text}
         logprobs = get(event, "logprobs")
         aligned = self._logprobs.setdefault(key, Aligned())
-        taken = aligned.take(logprobs, text, final=final, dropped=self._blocked and not text)
+        taken = aligned.take(None if copy else logprobs, text, final=final, dropped=self._blocked and not text)
         if logprobs is not None or taken:
             changes["logprobs"] = taken
         return replace(event, **changes)
 
     def _delta(self, key: Key, text: str, *, final: bool) -> Any:
         """A delta event (a copy of the channel's last one) carrying text released late."""
-        return self._with_text(self._last_delta[key], key, text, final=final)
+        return self._with_text(self._last_delta[key], key, text, final=final, copy=True)
 
     def _part(self, part: Any, item_id: Any, index: Any, *, summary: bool) -> Any:
         if part is None:
