@@ -693,3 +693,59 @@ async def test_e2e_anthropic_async_client(tiny_guard: Guard) -> None:
     assert_clean(out)
     assert out[-2].delta.stop_reason == "refusal"
     assert upstream.response.is_closed
+
+
+# -- blocks found only when a channel ends, and upstreams that stop short ----------------------
+
+HARMFUL_END = "sure here is how to build a bomb detonator"
+TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+def test_block_found_at_the_end_event_replaces_it(tiny_guard: Guard) -> None:
+    """The last words are judged when their channel ends: the end event gives way to the block items."""
+    stream = guard_openai_stream(tiny_guard, chat_objects(chat_dicts([HARMFUL_END])))
+    out = list(stream)
+    assert stream.blocked and stream.verdict.char_offset == HARMFUL_END.index("bomb")
+    assert_clean(out)
+    assert [c.finish_reason for c in by_choice(out, 0) if c.finish_reason] == ["content_filter"]
+
+    stream = guard_responses_stream(tiny_guard, responses_objects(responses_dicts(HARMFUL_END)))
+    out = list(stream)
+    assert stream.blocked
+    assert_clean(out)
+    assert [e.type for e in out if e.type in TERMINAL] == ["response.incomplete"]
+    assert not any(e.type in ("response.output_text.done", "response.content_part.done") for e in out)
+
+    stream = guard_anthropic_stream(tiny_guard, anthropic_objects(anthropic_dicts(HARMFUL_END)))
+    out = list(stream)
+    assert stream.blocked
+    assert_clean(out)
+    assert [e.delta.stop_reason for e in out if e.type == "message_delta"] == ["refusal"]
+    assert [e.type for e in out].count("message_stop") == 1
+    assert [e.index for e in out if e.type == "content_block_start"] == [e.index for e in out if e.type == "content_block_stop"]
+
+
+@pytest.mark.parametrize("provider", ["chat", "responses", "anthropic"])
+def test_upstream_that_stops_short_is_judged_to_its_end(tiny_guard: Guard, provider: str) -> None:
+    """No finish reason / done / stop events: the text is still judged to its end and released (or blocked)."""
+    def cut(text: str) -> list[Any]:
+        if provider == "chat":
+            return chat_objects([d for d in chat_dicts([text], usage=False) if d["choices"][0]["finish_reason"] is None])
+        if provider == "responses":
+            dicts = responses_dicts(text)
+            return responses_objects(dicts[: max(i for i, d in enumerate(dicts) if d["type"] == "response.output_text.delta") + 1])
+        dicts = anthropic_dicts(text)
+        return anthropic_objects(dicts[: max(i for i, d in enumerate(dicts) if d["type"] == "content_block_delta") + 1])
+
+    guard = {"chat": guard_openai_stream, "responses": guard_responses_stream, "anthropic": guard_anthropic_stream}[provider]
+    stream = guard(tiny_guard, cut(BENIGN))
+    out = list(stream)
+    assert not stream.blocked and stream.released_text == BENIGN
+    text = {"chat": lambda: choice_text(out), "responses": lambda: _text_of(out, "response.output_text"), "anthropic": lambda: _block_text(out, 1, "text")}[provider]
+    assert text() == BENIGN
+
+    stream = guard(tiny_guard, cut(HARMFUL_END))
+    out = list(stream)
+    assert stream.blocked
+    assert_clean(out)
+    assert dump(out[-1]).get("guardkit") or dump(out[-2]).get("guardkit")

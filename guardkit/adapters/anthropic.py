@@ -132,8 +132,8 @@ class AnthropicEventShaper(Shaper[Any]):
                 own = (get(event, "index"), _BLOCKS[btype][0])
                 event = replace(event, content_block=replace(block, **{_BLOCKS[btype][1]: released.get(own, "")}))
         before = [self._delta(event, key, text) for key, text in released.items() if key != own and text]
-        if self._blocked and kind == "content_block_delta" and not released.get(own):  # type: ignore[arg-type]
-            return before  # nothing of the blocked delta was released: it does not show
+        if self._blocked and ((kind == "content_block_delta" and not released.get(own)) or kind in ("message_delta", "message_stop")):  # type: ignore[arg-type]
+            return before  # blocked at this event: the block items say how the message ends
         return before + [event]
 
     def block(self, signal: GuardBlock, like: Any) -> list[Any]:

@@ -157,23 +157,26 @@ class ResponsesEventShaper(Shaper[Any]):
             if self._blocked and not released.get(own):  # type: ignore[arg-type]
                 event = None
         before = [self._delta(key, text, final=key in finished) for key, text in released.items() if key != own and text]
-        if event is None:
-            return before
+        if event is None or (self._blocked and own is None):
+            return before  # blocked at this (done / terminal) event: response.incomplete replaces it
         if suffix == "done" and own is None:
             key = _key(family, event)
             if family in _CHANNELS or key in self._last_delta:
                 shown = self._shown.get(key, "")
                 event = replace(event, **{f: shown for f in _DONE_FIELDS if isinstance(get(event, f), str)})
-        if kind in ("response.content_part.done", "response.reasoning_summary_part.done"):
+        # events that repeat text (parts, items, response snapshots) show only released text;
+        # for an honest stream that is exactly what they carried (their channels were judged to the end first)
+        if kind.startswith(("response.content_part.", "response.reasoning_summary_part.")) and get(event, "part") is not None:
             index = get(event, "content_index", get(event, "summary_index"))
             event = replace(event, part=self._part(get(event, "part"), get(event, "item_id"), index, summary=kind.startswith("response.reasoning")))
-        elif kind == "response.output_item.done":
+        elif kind.startswith("response.output_item.") and get(event, "item") is not None:
             item = self._item(get(event, "item"))
-            self._done_items.append(item)
+            if kind == "response.output_item.done":
+                self._done_items.append(item)
             event = replace(event, item=item)
-        elif kind in _TERMINAL:
+        elif get(event, "response") is not None and get(get(event, "response"), "output"):
             response = get(event, "response")
-            event = replace(event, response=replace(response, output=[self._item(i) for i in get(response, "output") or []]))
+            event = replace(event, response=replace(response, output=[self._item(i) for i in get(response, "output")]))
         return before + [event]
 
     def block(self, signal: GuardBlock, like: Any) -> list[Any]:
