@@ -749,3 +749,21 @@ def test_upstream_that_stops_short_is_judged_to_its_end(tiny_guard: Guard, provi
     assert stream.blocked
     assert_clean(out)
     assert dump(out[-1]).get("guardkit") or dump(out[-2]).get("guardkit")
+
+
+def test_readme_table_cells_cite_tests_that_exist() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("| integration | text guarded"):]
+    lines = section[: section.index("\n\n")].splitlines()
+    defined = set(re.findall(r"^(?:async )?def (test_\w+)", Path(__file__).read_text(encoding="utf-8"), re.M))
+    assert len(lines) == 2 + 3
+    for row in lines[2:]:
+        cells = [c for c in row.strip("|").split("|")][1:]
+        assert len(cells) == 6
+        for cell in cells:
+            cited = re.findall(r"`(test_\w+)`", cell) or (["same test"] if "same test" in cell else [])
+            assert cited, (row, cell)
+            assert set(cited) - {"same test"} <= defined, cited
