@@ -84,7 +84,8 @@ def build() -> list[dict]:
     tqa = list(csv.DictReader(open(f"{RAW}/truthfulqa/TruthfulQA.csv", encoding="utf-8")))
     S += [_item("prompt.edgy", "prompt", r["Question"]) for r in _sample(tqa, 200, 3)]
     # ---- unsafe prompts
-    S += [_item("prompt.unsafe", "prompt", t, label="unsafe") for t in probes.HARMFUL_PROMPTS]
+    S += [_item("prompt.unsafe", "prompt", t, label="unsafe", category=c)
+          for t, c in zip(probes.HARMFUL_PROMPTS, probes.HARMFUL_PROMPT_CATEGORIES)]
     for name, cat in AIRT_FILES.items():
         doc = yaml.safe_load(open(f"{RAW}/pyrit-seed-prompts/airt/{name}.prompt", encoding="utf-8"))
         S += [_item("prompt.unsafe", "prompt", s["value"], label="unsafe", category=cat) for s in doc["seeds"]]
@@ -93,11 +94,11 @@ def build() -> list[dict]:
     S += [_item("seen.prompt.unsafe.strongreject", "prompt", r["forbidden_prompt"], label="unsafe", seen=True)
           for r in csv.DictReader(open(f"{RAW}/strongreject/strongreject_dataset.csv", encoding="utf-8"))]
     # ---- responses judged alone (no prompt) and with a prompt
-    for prompt, marked in probes.HARMFUL_REPLIES:
+    for (prompt, marked), cat in zip(probes.HARMFUL_REPLIES, probes.HARMFUL_REPLY_CATEGORIES):
         text, onset = probes.harmful_reply(marked)
-        S.append(_item("response.alone.harmful", "response", "", text, "unsafe", onset))
+        S.append(_item("response.alone.harmful", "response", "", text, "unsafe", onset, cat))
         S.append(_item("response.with_prompt.harmful", "response", prompt or random.Random(text).choice(probes.EVERYDAY),
-                       text, "unsafe", onset))
+                       text, "unsafe", onset, cat))
     for prompt, text in probes.BENIGN_REPLIES:
         S.append(_item("response.alone.benign", "response", "", text))
         if prompt:
