@@ -109,6 +109,31 @@ def _bench_raw_vs_session(model: StreamModel, tokens: int, rounds: int) -> dict[
     }
 
 
+def _bench_vs_baseline(model: StreamModel, baseline: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
+    """Batch-1 step latency of two bundles, alternating step by step on the same host.
+
+    Each model steps its own single-token words (their tokenizers may differ), after
+    its own prefill of the same prompt; sizes are the bundles' files on disk.
+    """
+    contenders = (("model", model), ("baseline", baseline))
+    timings = {name: Timing() for name, _ in contenders}
+    for _ in range(rounds):
+        states = {name: _prefilled(m) for name, m in contenders}
+        ids = {name: _word_ids(m, _single_token_words(m, tokens)) for name, m in contenders}
+        for step in range(tokens - 1):
+            for name, m in contenders:
+                t0 = time.perf_counter()
+                states[name] = m.run(states[name], [ids[name][step]])[1]
+                timings[name].samples_ms.append((time.perf_counter() - t0) * 1e3)
+    result: dict[str, Any] = {}
+    for name, m in contenders:
+        files = [m.path / f for f in (m.manifest.model_file, m.manifest.tokenizer_file)]
+        result[name] = {"name": f"{m.manifest.name} {m.manifest.version}", "step": timings[name].to_dict(),
+                        "bundle_mb": round(sum(f.stat().st_size for f in files) / 1e6, 2)}
+    result["step_ratio"] = round(timings["model"].median / timings["baseline"].median, 3)
+    return result
+
+
 def _bench_chunks(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
     ids = model.tokenizer.encode(_TEXT, add_special_tokens=False).ids
     ids = (ids * (tokens // max(1, len(ids)) + 1))[:tokens]
@@ -336,6 +361,7 @@ def run_bench(
     rounds: int = 3,
     lengths: list[int] | None = None,
     streams: list[int] | None = None,
+    baseline_model: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
     say = progress or (lambda message: None)
@@ -344,6 +370,9 @@ def run_bench(
     figures: dict[str, Any] = {}
     say("raw ONNX step vs session per-token cost (batch 1)")
     figures["batch1"] = _bench_raw_vs_session(model, tokens, rounds)
+    if baseline_model is not None:
+        say(f"step latency vs the baseline bundle {baseline_model}")
+        figures["vs_baseline"] = _bench_vs_baseline(model, StreamModel(baseline_model, device="cpu", threads=threads), tokens, rounds)
     say("chunked steps k = 1, 4, 16")
     figures["chunked"] = _bench_chunks(model, tokens, rounds)
     say("incremental scoring vs full re-scoring")
@@ -367,6 +396,12 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
     w(f"  raw ONNX step        {b['raw_step']['median_ms']:8.3f} / {b['raw_step']['p99_ms']:8.3f}\n")
     w(f"  session per token    {b['session_per_token']['median_ms']:8.3f} / {b['session_per_token']['p99_ms']:8.3f}\n")
     w(f"  session / raw        {b['session_overhead_ratio']:8.3f}x  (SDK overhead {100 * (b['session_overhead_ratio'] - 1):+.1f}%)\n\n")
+    if "vs_baseline" in f:
+        v = f["vs_baseline"]
+        w("Batch-1 step, this model vs the baseline bundle (alternating step by step; median / p99 ms, bundle MB):\n")
+        for key in ("model", "baseline"):
+            w(f"  {v[key]['name']:<28} {v[key]['step']['median_ms']:8.3f} / {v[key]['step']['p99_ms']:8.3f}   {v[key]['bundle_mb']:7.2f} MB\n")
+        w(f"  step ratio (model / baseline) {v['step_ratio']:.3f}x\n\n")
     w("Chunked steps, per token (median / p99 ms, speed-up vs k=1):\n")
     for name, t in f["chunked"].items():
         w(f"  {name:<6} {t['median_ms']:8.3f} / {t['p99_ms']:8.3f}   {t['speedup_vs_k1']:6.2f}x\n")
