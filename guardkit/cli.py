@@ -122,10 +122,11 @@ def cmd_policies(args: argparse.Namespace) -> int:
             policy = load_policy(target)
         except PolicyError as exc:
             failures += 1
-            print(f"error: {exc}", file=sys.stderr)
+            for problem in getattr(exc, "problems", None) or [exc]:  # every problem in the file, one line each
+                print(f"error: {problem}", file=sys.stderr)
         else:
             print(f"ok: {target} (name {policy.name})")
-    return EXIT_BLOCKED if failures else EXIT_OK
+    return EXIT_ERROR if failures else EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -17,6 +17,8 @@ from guardkit.verdict import RiskLevel
 __all__ = ["Debouncer", "TokenJudgement", "judge", "judge_prompt"]
 
 TokenAction = Literal["halt", "flag", "allow"]
+# a policy's action word ("block" in every section) -> what a token does ("halt": counts toward the debounce)
+_TOKEN_ACTION: dict[str, TokenAction] = {"block": "halt", "flag": "flag", "allow": "allow"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def judge(policy: Policy, risk: np.ndarray, category: np.ndarray | None, categor
     p, cat, level, harmful = _classify(policy, policy.thresholds, risk, category, categories)
     if not harmful:
         return TokenJudgement(level, cat if level != "safe" else None, "allow", p)
-    return TokenJudgement(level, cat, policy.category_rule(cat).action or "halt", p)
+    return TokenJudgement(level, cat, _TOKEN_ACTION[policy.category_rule(cat).action or "block"], p)
 
 
 def judge_prompt(policy: Policy, risk: np.ndarray, category: np.ndarray | None, categories: Sequence[str]) -> TokenJudgement:
@@ -63,7 +65,7 @@ def judge_prompt(policy: Policy, risk: np.ndarray, category: np.ndarray | None, 
     rule = policy.category_rule(cat)
     if not harmful or rule.action == "allow":
         return TokenJudgement(level, cat if level != "safe" else None, "allow", p)
-    action: TokenAction = {"block": "halt", "flag": "flag", "allow": "allow"}[policy.prompt.action]
+    action: TokenAction = _TOKEN_ACTION[policy.prompt.action]
     if rule.action == "flag" and action == "halt":
         action = "flag"
     return TokenJudgement(level, cat, action, p)

@@ -8,8 +8,11 @@ to a default. ``extends`` inherits from a built-in policy or another file
 
 from __future__ import annotations
 
+import difflib
+import os
+import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,6 +36,13 @@ __all__ = [
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 Probability = float
 
+#: A policy file larger than this is refused (a real policy is a few hundred bytes).
+MAX_POLICY_BYTES = 256 * 1024
+#: Deepest nesting of mappings/lists a policy document may have (the schema itself needs 4).
+MAX_POLICY_DEPTH = 16
+#: Longest ``extends`` chain.
+MAX_EXTENDS_DEPTH = 16
+
 
 class Thresholds(BaseModel):
     """Probability thresholds for the token (or prompt) judgement.
@@ -47,11 +57,24 @@ class Thresholds(BaseModel):
 
 
 class CategoryRule(BaseModel):
-    """Per-category override: its own unsafe threshold and/or action."""
+    """Per-category override: its own unsafe threshold and/or action.
+
+    ``action`` is ``block`` (the token counts toward the debounce that blocks),
+    ``flag`` or ``allow``, the same words as ``prompt.action``. The old word
+    ``halt`` is still read as ``block``, with a ``DeprecationWarning``.
+    """
 
     model_config = _STRICT
     threshold: float | None = Field(None, ge=0.0, le=1.0)
-    action: Literal["halt", "flag", "allow"] | None = None
+    action: Literal["block", "flag", "allow"] | None = None
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _legacy_halt(cls, value: object) -> object:
+        if value == "halt":
+            warnings.warn("policy categories: action 'halt' is now spelled 'block'", DeprecationWarning, stacklevel=2)
+            return "block"
+        return value
 
 
 class Debounce(BaseModel):
@@ -68,11 +91,17 @@ class Debounce(BaseModel):
 
 
 class OnBlock(BaseModel):
-    """What a guarded stream does once blocked: yield ``message`` or raise ``StreamBlocked``."""
+    """What a guarded stream does once blocked: yield ``message`` or raise ``StreamBlocked``.
+
+    ``separator`` is yielded just before the message when some response text
+    was already released (so the message is not glued to the last word); an
+    empty string turns it off.
+    """
 
     model_config = _STRICT
     mode: Literal["replace", "raise"] = "replace"
     message: str = "[response withheld by guardkit: it broke the content policy]"
+    separator: str = Field("\n", max_length=16)
 
 
 class PromptCheck(BaseModel):
@@ -112,7 +141,7 @@ class Policy(BaseModel):
     def _known_categories(cls, value: dict[str, CategoryRule]) -> dict[str, CategoryRule]:
         unknown = sorted(set(value) - set(CATEGORIES))
         if unknown:
-            raise ValueError(f"unknown category {unknown[0]!r}; known: {', '.join(CATEGORIES)}")
+            raise ValueError(f"unknown category {unknown[0]!r}{_did_you_mean(unknown[0], CATEGORIES)}; known: {', '.join(CATEGORIES)}")
         return value
 
     def category_rule(self, category: str | None) -> CategoryRule:
@@ -138,18 +167,24 @@ def load_policy(policy: Policy | str | Path) -> Policy:
     """Return a :class:`Policy` from a ``Policy``, a built-in name or a YAML path.
 
     Raises:
-        PolicyError: the file is missing, is not valid YAML, or fails validation.
+        PolicyError: the file is missing, is not valid YAML, or fails validation
+            (one line; ``exc.problems`` lists every problem found, one
+            ``PolicyError`` each).
     """
     if isinstance(policy, Policy):
         return policy
     if not isinstance(policy, (str, Path)):
         raise PolicyError(f"expected a Policy, a built-in policy name or a path, got {type(policy).__name__}")
-    data, source = _resolve_document(policy, base_dir=Path.cwd(), chain=())
-    return _validate(data, source)
+    try:
+        data, source = _resolve_document(policy, base_dir=Path.cwd(), chain=())
+        return _validate(data, source)
+    except RecursionError:  # a last line of defence: every known path is bounded before this
+        raise PolicyError("the policy is nested too deeply", source=str(policy)) from None
 
 
 def policy_from_dict(data: dict[str, Any], source: str = "<dict>") -> Policy:
     """Validate a policy given as a mapping (``extends`` is resolved from the working directory)."""
+    _check_depth(data, source)
     data = _apply_extends(dict(data), source, Path.cwd(), chain=(source,))
     return _validate(data, source)
 
@@ -157,11 +192,14 @@ def policy_from_dict(data: dict[str, Any], source: str = "<dict>") -> Policy:
 def _resolve_document(ref: str | Path, base_dir: Path, chain: tuple[str, ...]) -> tuple[dict[str, Any], str]:
     path = _locate(ref, base_dir)
     source = str(path)
-    if source in chain:
-        raise PolicyError("circular 'extends' chain: " + " -> ".join([*chain, source]), source=source, field="extends")
+    key = str(path.resolve())  # one key per file, however the path to it is spelled (./, .., symlinks)
+    if key in chain:
+        raise PolicyError("circular 'extends' chain: " + " -> ".join([*chain, key]), source=source, field="extends")
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise PolicyError(f"'extends' chain longer than {MAX_EXTENDS_DEPTH} files", source=source, field="extends")
     data = _read_yaml(path)
     data.setdefault("name", path.stem)
-    data = _apply_extends(data, source, path.parent, chain=(*chain, source))
+    data = _apply_extends(data, source, path.parent, chain=(*chain, key))
     return data, source
 
 
@@ -172,30 +210,56 @@ def _locate(ref: str | Path, base_dir: Path) -> Path:
     if looks_like_name:
         if text in builtins:
             return builtins[text]
-        raise PolicyError(f"no built-in policy named {text!r}; built-in: {', '.join(builtins)} (or give a path to a YAML file)")
+        raise PolicyError(f"no built-in policy named {text!r}{_did_you_mean(text, builtins)}; built-in: {', '.join(builtins)}"
+                          " (or give a path to a YAML file)")
     path = Path(text).expanduser()
     if not path.is_absolute():
         path = base_dir / path
+    path = Path(os.path.normpath(path))
+    if path.is_dir():
+        raise PolicyError("is a directory, not a policy file", source=str(path))
     if not path.is_file():
-        raise PolicyError("file not found", source=str(path))
+        raise PolicyError("file not found" if not path.exists() else "not a regular file", source=str(path))
     return path
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_POLICY_BYTES + 1)
+        if len(raw) > MAX_POLICY_BYTES:
+            raise PolicyError(f"larger than {MAX_POLICY_BYTES // 1024} KiB; a policy file is a short YAML mapping", source=str(path))
+        data = yaml.safe_load(raw.decode("utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PolicyError(f"invalid YAML{where}: {problem}", source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"cannot read: {exc}", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"not UTF-8 text (byte {exc.start})", source=str(path)) from None
+    except OSError as exc:
+        raise PolicyError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    except RecursionError:
+        raise PolicyError(f"nested deeper than {MAX_POLICY_DEPTH} levels", source=str(path)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise PolicyError(f"a policy must be a YAML mapping, got {type(data).__name__}", source=str(path))
+    _check_depth(data, str(path))
     return data
+
+
+def _check_depth(data: Any, source: str) -> None:
+    """Refuse documents nested deeper than :data:`MAX_POLICY_DEPTH` (checked without recursion)."""
+    todo: list[tuple[Any, int]] = [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_POLICY_DEPTH:
+            raise PolicyError(f"nested deeper than {MAX_POLICY_DEPTH} levels", source=source)
+        if isinstance(value, dict):
+            todo.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, (list, tuple)):
+            todo.extend((v, depth + 1) for v in value)
 
 
 def _apply_extends(data: dict[str, Any], source: str, base_dir: Path, chain: tuple[str, ...]) -> dict[str, Any]:
@@ -221,13 +285,50 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The policy section (a model class) that the path ``loc`` leads into, if any."""
+    current: Any = Policy
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        else:
+            return None
+        if get_origin(current) is Union or type(current).__name__ == "UnionType":
+            models = [a for a in get_args(current) if isinstance(a, type) and issubclass(a, BaseModel)]
+            current = models[0] if models else current
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _problem(error: Any) -> tuple[str | None, str]:
+    """(dotted field, message) for one pydantic error, with a suggestion for an unknown key."""
+    loc = tuple(error["loc"])
+    field = ".".join(str(part) for part in loc) or None
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        section = _model_at(loc[:-1])
+        message = "unknown key" + (_did_you_mean(loc[-1], section.model_fields) if section is not None else "")
+    return field, message
+
+
 def _validate(data: dict[str, Any], source: str) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        message = first["msg"]
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        raise PolicyError(message, source=source, field=field) from None
+        problems = [_problem(error) for error in exc.errors()]
+    field, message = problems[0]
+    if len(problems) > 1:
+        rest = "; ".join(f"{f}: {m}" if f else m for f, m in problems[1:])
+        message = f"{message} (and {len(problems) - 1} more: {rest})"
+    error = PolicyError(message, source=source, field=field)
+    error.problems = [PolicyError(m, source=source, field=f) for f, m in problems]  # type: ignore[attr-defined]
+    raise error

@@ -52,7 +52,7 @@ BAD = {
     "out_of_range": ("thresholds:\n  unsafe: 1.5\n", "thresholds.unsafe"),
     "wrong_type": ("debounce:\n  count: two\n", "debounce.count"),
     "bad_enum": ("controversial: maybe\n", "controversial"),
-    "unknown_category": ("categories:\n  weapons: {action: halt}\n", "categories"),
+    "unknown_category": ("categories:\n  weapons: {action: block}\n", "categories"),
     "invalid_yaml": ("thresholds: [unsafe: 0.5\n", "invalid YAML"),
     "not_a_mapping": ("- a\n- b\n", "mapping"),
 }

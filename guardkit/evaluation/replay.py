@@ -19,7 +19,7 @@ from guardkit.policy import Policy
 __all__ = ["Outcome", "TokenScores", "replay", "replay_prompt", "with_thresholds"]
 
 _HALT, _FLAG, _ALLOW = 0, 1, 2
-_ACTIONS = {"halt": _HALT, "flag": _FLAG, "allow": _ALLOW}
+_ACTIONS = {"block": _HALT, "flag": _FLAG, "allow": _ALLOW}  # a policy's action word -> token action code
 
 
 @dataclass(frozen=True)
