@@ -113,11 +113,26 @@ class StreamModel:
 
     # -- loading ---------------------------------------------------------
     def _load_tokenizer(self) -> Tokenizer:
+        """The tokenizer for untrusted text; the template's own tokenizer is kept as ``_control_tokenizer``.
+
+        Text from users and LLMs is always ordinary text: ``[SEP]``, ``[MASK]``
+        or ``<|im_end|>`` typed into a prompt or a response are encoded as the
+        characters they are made of, never as the special tokens the template
+        uses (which would let any text end the prompt or blind the model).
+        Truncation and padding are off: every character is judged.
+        """
         path = self.path / self.manifest.tokenizer_file
         try:
-            return Tokenizer.from_file(str(path))
+            control = Tokenizer.from_file(str(path))
+            text = Tokenizer.from_str(control.to_str())
         except Exception as exc:  # tokenizers raises a bare Exception
             raise ModelLoadError(f"cannot load tokenizer: {exc}", path=str(path)) from None
+        for tok in (control, text):
+            tok.no_truncation()
+            tok.no_padding()
+        text.encode_special_tokens = True
+        self._control_tokenizer = control
+        return text
 
     def _load_session(self, device: str, threads: int | None, trt_cache_dir: str | Path | None, fp16: bool) -> Any:
         ort = import_onnxruntime()
@@ -394,12 +409,25 @@ class StreamModel:
 
     # -- rendering -------------------------------------------------------
     def prompt_token_ids(self, prompt: str | None) -> list[int]:
-        text = self.manifest.template.prompt.replace("{prompt}", prompt or "")
-        return self.tokenizer.encode(text, add_special_tokens=False).ids
+        """The rendered prompt template: its own text may hold special tokens, the user's ``prompt`` never does."""
+        ids: list[int] = []
+        for i, part in enumerate(self.manifest.template.prompt.split("{prompt}")):
+            if i and prompt:
+                ids += self.tokenizer.encode(prompt, add_special_tokens=False).ids
+            if part:
+                ids += self._control_tokenizer.encode(part, add_special_tokens=False).ids
+        return ids
 
     def response_prefix_ids(self) -> list[int]:
         prefix = self.manifest.template.response_prefix
-        return self.tokenizer.encode(prefix, add_special_tokens=False).ids if prefix else []
+        return self._control_tokenizer.encode(prefix, add_special_tokens=False).ids if prefix else []
+
+    def special_token_ids(self) -> frozenset[int]:
+        """Ids of the tokenizer's special tokens (never produced from untrusted text)."""
+        import json
+
+        added = json.loads(self._control_tokenizer.to_str()).get("added_tokens", [])
+        return frozenset(int(a["id"]) for a in added if a.get("special"))
 
     def __repr__(self) -> str:
         return f"StreamModel({self.manifest.name!r} {self.manifest.version}, path={str(self.path)!r}, providers={self.providers})"
