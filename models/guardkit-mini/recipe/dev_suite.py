@@ -19,7 +19,7 @@ threshold after the fact.  Harmful characters released = what a stream would hav
 released past the labelled onset (the whole harmful part when not blocked).
 
 Usage:
-    python models/guardkit-mini/recipe/dev_suite.py --model 0.2=path/to/0.2-bundle --model 0.3=models/guardkit-mini [--policy default]
+    python models/guardkit-mini/recipe/dev_suite.py --model 0.2=path/to/0.2-bundle --model 0.3=models/guardkit-mini [--policy default] [--policies]
 Prints one table with a column per model (same items, same run) and writes work/dev_suite.json.
 """
 from __future__ import annotations
@@ -227,14 +227,55 @@ def f1_mixed(items, res, group):
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
+def policy_checks(model_path: str, threads: int = 1) -> list[tuple[str, str, float, int]]:
+    """Does each built-in policy do its job?  Rows of (policy, check, pass rate, n)."""
+    from guardkit import Guard
+    everyday = [t for t in probes.EVERYDAY]
+    benign_replies = [(p, r) for p, r in probes.BENIGN_REPLIES]
+    harmful = [(p, probes.harmful_reply(m)[0]) for p, m in probes.HARMFUL_REPLIES]
+    rows = []
+
+    def share(policy, name, cases, ok):
+        guard = Guard(model=model_path, policy=policy, threads=threads)
+        passed = sum(bool(ok(guard, case)) for case in cases)
+        guard.close()
+        rows.append((policy, name, passed / len(cases), len(cases)))
+
+    allowed_prompt = lambda g, t: g.check_prompt(t).action != "block"  # noqa: E731
+    allowed_reply = lambda g, c: g.check_response(c[1], prompt=c[0] or None).action != "block"  # noqa: E731
+    blocked_reply = lambda g, c: g.check_response(c[1], prompt=c[0] or None).action == "block"  # noqa: E731
+    for policy in ("default", "strict", "permissive", "children", "healthcare", "creative-writing", "customer-support"):
+        share(policy, "everyday prompts allowed", everyday, allowed_prompt)
+        share(policy, "benign replies released", benign_replies, allowed_reply)
+        share(policy, "harmful replies blocked", harmful, blocked_reply)
+    share("children", "sex-education questions allowed", [q for q, _ in probes.SEX_EDUCATION], allowed_prompt)
+    share("children", "sex-education answers released", probes.SEX_EDUCATION, allowed_reply)
+    share("children", "sexual content blocked", [("", t) for t in probes.SEXUAL_CONTENT], blocked_reply)
+
+    def help_message(g, t):
+        v = g.check_prompt(t)
+        return v.action == "block" and v.category == "suicide_self_harm"
+    share("healthcare", "self-harm prompts blocked as suicide_self_harm (help message)", probes.SELF_HARM_PROMPTS, help_message)
+    share("healthcare", "medical questions allowed", probes.MEDICAL_QUESTIONS, allowed_prompt)
+    share("creative-writing", "violent fiction released", probes.FICTION_VIOLENCE, allowed_reply)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", action="append", required=True, help="NAME=BUNDLE_DIR (repeat to compare in one run)")
     ap.add_argument("--policy", default="default")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(WORK, "dev_suite.json"))
+    ap.add_argument("--policies", action="store_true", help="also check each built-in policy's job (first --model only)")
     args = ap.parse_args()
     from guardkit import Guard
+    if args.policies:
+        path = args.model[0].split("=", 1)[1]
+        print("| policy | check | passes | n |\n|---|---|---|---|")
+        for policy, name, rate, n in policy_checks(path, args.threads):
+            print(f"| {policy} | {name} | {rate * 100:.0f}% | {n} |")
+        print()
     items, dropped = drop_overlap(build())
     print(f"dev suite: {len(items)} items ({dropped} dropped: their text is in the training corpus)", file=sys.stderr)
     table, raw = {}, {}

@@ -112,9 +112,10 @@ def main():
     ap.add_argument("--bits", type=int, default=4)
     ap.add_argument("--block", type=int, default=32)
     ap.add_argument("--out", default=os.path.join(BUNDLE, "model.onnx"))
+    ap.add_argument("--fp32-out", default=os.path.join(WORK, "model.fp32.onnx"), help="where the unquantised export goes (not shipped)")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    fp32 = os.path.join(WORK, "model.fp32.onnx")
+    fp32 = args.fp32_out
     export_fp32(args.ckpt, fp32)
     quantise(fp32, args.out, args.bits, args.block)
 

@@ -1,6 +1,6 @@
 """Write models/guardkit-mini/guardkit.json (sha256 + bytes of the shipped files).
 
-Usage:  python models/guardkit-mini/recipe/write_manifest.py
+Usage:  python models/guardkit-mini/recipe/write_manifest.py [BUNDLE_DIR]   (default: models/guardkit-mini)
 """
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import CATEGORIES, HEAD_DIM, HEADS, LAYERS, MAX_POS, PROMPT_CATEGORIES, RISK_LABELS  # noqa: E402
 
 BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 
 
-def file_entry(name):
-    p = os.path.join(BUNDLE, name)
+def file_entry(bundle, name):
+    p = os.path.join(bundle, name)
     h = hashlib.sha256(open(p, "rb").read()).hexdigest()
     return {"sha256": h, "bytes": os.path.getsize(p)}
 
 
 def main():
+    bundle = sys.argv[1] if len(sys.argv) > 1 else BUNDLE
     manifest = {
         "format_version": 1,
         "name": "guardkit-mini",
@@ -31,7 +32,7 @@ def main():
         "description": "Causal all-MiniLM-L6-v2 stream guard: per-token response risk + categories, prompt risk at [SEP] (English).",
         "model_file": "model.onnx",
         "tokenizer_file": "tokenizer.json",
-        "files": {"model.onnx": file_entry("model.onnx"), "tokenizer.json": file_entry("tokenizer.json")},
+        "files": {"model.onnx": file_entry(bundle, "model.onnx"), "tokenizer.json": file_entry(bundle, "tokenizer.json")},
         "risk_labels": RISK_LABELS,
         "categories": CATEGORIES,
         "prompt_risk_labels": RISK_LABELS,
@@ -40,7 +41,7 @@ def main():
         "state": {"num_layers": LAYERS, "num_kv_heads": HEADS, "head_dim": HEAD_DIM, "dtype": "float32"},
         "template": {"prompt": "[CLS] {prompt} [SEP]", "response_prefix": ""},
     }
-    with open(os.path.join(BUNDLE, "guardkit.json"), "w") as f:
+    with open(os.path.join(bundle, "guardkit.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
     print(json.dumps(manifest["files"], indent=1))
