@@ -26,6 +26,7 @@ import random
 import re
 
 from self_written import BENIGN_LEADS, REFUSALS
+from weak_categories import weak_category
 
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../work")
 BENIGN_ANSWER_SOURCES = {"mt-bench-answers", "arena-hard-v0.1-answers", "coconot-pref-chosen", "gpteacher-roleplay",
@@ -79,10 +80,11 @@ def main():
     for _ in range(args.refusals):
         p = rnd.choice(jailbreaks) if (jailbreaks and rnd.random() < 0.2) else rnd.choice(harmful_prompts)
         add("refusal", None, prompt=p, response=rnd.choice(REFUSALS), resp_label="safe", onset=None,
-            prompt_label="unsafe", prompt_cat="jailbreak" if p in jailbreaks else None)
+            prompt_label="unsafe", prompt_cat="jailbreak" if p in jailbreaks else weak_category(p))
     for _ in range(args.harmless):
-        add("harmless-answer", None, prompt=rnd.choice(harmful_prompts), response=rnd.choice(benign_answers),
-            resp_label="safe", onset=None, prompt_label="unsafe")
+        p = rnd.choice(harmful_prompts)
+        add("harmless-answer", None, prompt=p, response=rnd.choice(benign_answers), resp_label="safe", onset=None,
+            prompt_label="unsafe", prompt_cat=weak_category(p))
     for x in rnd.sample(unsafe, min(args.mismatched, len(unsafe))):
         add("mismatched-harm", x, prompt=rnd.choice(benign_prompts), prompt_label="safe", prompt_cat=None)
     for x in rnd.sample(unsafe, min(args.diluted, len(unsafe))):

@@ -362,6 +362,16 @@ def main():
             continue
         seen.add(k)
         dedup.append(x)
+    from weak_categories import weak_category
+    weak = Counter()
+    for x in dedup:  # fill missing categories of unsafe items from keyword rules (weak labels)
+        if x.get("resp_label") in (CONT, UNSAFE) and not x.get("resp_cat"):
+            x["resp_cat"] = weak_category(x["prompt"], x["response"])
+            weak["response:" + str(x["resp_cat"])] += 1
+        if x.get("prompt_label") in (CONT, UNSAFE) and not x.get("prompt_cat"):
+            x["prompt_cat"] = weak_category(x["prompt"])
+            weak["prompt:" + str(x["prompt_cat"])] += 1
+    print("weak categories:", dict(weak))
     for i, x in enumerate(dedup):
         x["id"] = i
         x["split"] = split_of(x["group"])
