@@ -22,6 +22,11 @@ OnBlockMode = Literal["replace", "raise"]
 TextOf = Callable[[Any], "str | None"]
 
 
+def _separated(released: str, separator: str, message: str) -> str:
+    """``message`` preceded by ``separator`` when text was released and does not already end with it."""
+    return separator + message if separator and released and not released.endswith(separator) else message
+
+
 def _identity(chunk: Any) -> str | None:
     return chunk  # type: ignore[no-any-return]  # non-str is rejected by StreamSession.feed
 
@@ -66,12 +71,16 @@ class _StreamState:
         return texts, blocked
 
     def _blocked_outcome(self, verdict: Verdict) -> str:
-        """The replacement message to yield, or raise StreamBlocked."""
+        """The replacement message to yield, or raise StreamBlocked.
+
+        After released text, the message starts with the policy's ``on_block.separator``
+        (a newline by default), so it is never glued to the last released word.
+        """
         if self.on_block == "raise":
             raise StreamBlocked(verdict, self.session.released_text)
         if verdict.source == "prompt":
             return self.session.policy.prompt.message
-        return self.message
+        return _separated(self.session.released_text, self.session.policy.on_block.separator, self.message)
 
 
 class GuardedStream(_StreamState, Iterator[str]):

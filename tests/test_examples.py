@@ -78,10 +78,14 @@ def sections(output: str) -> dict[str, dict[str, str]]:
     for block in output.split("\n### ")[1:]:
         header, _, body = block.partition("\n")
         fields: dict[str, str] = {}
+        last: str | None = None  # a line that is not "field: value" continues the field before it
         for line in body.splitlines():
             key, sep, value = line.partition(":")
             if sep and re.fullmatch(r"[a-z_]+", key):
+                last = key if key not in fields else None
                 fields.setdefault(key, value.strip())
+            elif last is not None and line.strip():
+                fields[last] += "\n" + line.strip()
         result[header.strip()] = fields
     return result
 

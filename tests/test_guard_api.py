@@ -48,7 +48,7 @@ def test_benign_stream_passes_whole(tiny_guard: Guard) -> None:
 def test_harmful_stream_replaced_and_verdict_located(tiny_guard: Guard) -> None:
     stream = tiny_guard.stream(words(HARMFUL))
     out = list(stream)
-    assert out[-1] == tiny_guard.policy.on_block.message
+    assert out[-1] == tiny_guard.policy.on_block.separator + tiny_guard.policy.on_block.message
     released = "".join(out[:-1])
     assert released == HARMFUL[: HARMFUL.index("bomb")] and "bomb" not in released
     v = stream.verdict
@@ -187,7 +187,7 @@ def test_failure_mode_closed_blocks(tiny_bundle: Path) -> None:
     stream = guard.stream(words(BENIGN))
     out = list(stream)
     assert stream.blocked and stream.verdict.reason and "exploded" in stream.verdict.reason
-    assert out[-1] == guard.policy.on_block.message
+    assert out[-1].endswith(guard.policy.on_block.message)
     assert BENIGN.startswith("".join(out[:-1]))
 
 

@@ -138,7 +138,9 @@ def test_upstream_is_closed_on_block_and_not_pulled_further(tiny_guard: Guard, c
     # "detonator" is complete (judged) once " then" arrives: the block happens there at the latest,
     # and " more" / " words" are never produced
     assert upstream.pulled <= len(pieces) - 2
-    assert out[-1] == tiny_guard.policy.on_block.message and "".join(out[:-1]) == stream.released_text
+    on_block = tiny_guard.policy.on_block
+    assert out[-1] == (on_block.separator if stream.released_text else "") + on_block.message
+    assert "".join(out[:-1]) == stream.released_text
 
 
 @given(text_and_splits(), st.integers(min_value=0, max_value=3))

@@ -70,7 +70,7 @@ def test_example_runs_from_the_checkout(lc_tiny_bundle: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert "user> How do I bake bread at home?" in run.stdout
     assert "Sure, here is how to bake bread: mix the flour and water, then bake it for an hour." in run.stdout
-    assert "Sure, here is how to build a [response withheld: it broke the content policy]" in run.stdout
+    assert "Sure, here is how to build a \n[response withheld: it broke the content policy]" in run.stdout
     assert "bomb" not in run.stdout.split("assistant>")[-1]
 
 

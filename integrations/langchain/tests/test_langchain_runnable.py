@@ -33,7 +33,8 @@ def _prompt_message(guard: Guard) -> str:
 
 
 def _block_message(guard: Guard) -> str:
-    return guard.policy.on_block.message
+    """What follows released text once a reply is blocked: the policy's separator, then its message."""
+    return guard.policy.on_block.separator + guard.policy.on_block.message
 
 
 # -- stream ------------------------------------------------------------------
