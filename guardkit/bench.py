@@ -298,7 +298,9 @@ def _sessions_in_tasks(model: StreamModel, words: list[str], count: int) -> floa
         return asyncio.run(main(scheduler))
 
 
-def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int, rounds: int) -> dict[str, Any]:
+def _bench_streams(
+    model: StreamModel, stream_counts: list[int], tokens: int, rounds: int, say: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Aggregate tokens/s for S concurrent streams, batched and not.
 
     All start from the same prefilled prompt and score ``tokens`` single tokens
@@ -314,7 +316,9 @@ def _bench_streams(model: StreamModel, stream_counts: list[int], tokens: int, ro
     out: dict[str, Any] = {}
     for count in stream_counts:
         one, batched, threaded, sched, sizes, tasks = [], [], [], [], [], []
-        for _ in range(rounds):
+        for round_ in range(rounds):
+            if say is not None:
+                say(f"  {count} concurrent streams: round {round_ + 1}/{rounds}")
             one.append(_one_by_one(model, base, ids[:tokens], count))
             batched.append(_batched(model, base, ids[:tokens], count))
             threaded.append(_sessions_in_threads(model, words, count, batching=False)[0])
@@ -379,7 +383,7 @@ def run_bench(
     longest = model.max_positions - len(model.prompt_token_ids(_PROMPT)) - 8
     figures["rescoring"] = _bench_rescoring(model, lengths or sorted({128, 512, 2048, longest}), probes=8)
     say("concurrent streams: one-by-one vs batched")
-    figures["streams"] = _bench_streams(model, streams or [1, 8, 32, 64], tokens=min(tokens, 64), rounds=rounds)
+    figures["streams"] = _bench_streams(model, streams or [1, 8, 32, 64], tokens=min(tokens, 64), rounds=rounds, say=say)
     say("cold start and memory")
     figures["cold_start"] = _cold_start(str(model.path))
     figures["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

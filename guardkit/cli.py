@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 from guardkit.errors import GuardkitError, PolicyError
 from guardkit.policy import builtin_policies, load_policy
 
-EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_BLOCKED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_DEMO_MISBEHAVED = 3  # `guardkit demo`: a sample did not behave as labelled
 
 
@@ -34,11 +34,67 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
 
 
-def _print_verdict(verdict, label: str, out=sys.stdout) -> None:  # type: ignore[no-untyped-def]
+def _print_verdict(verdict, label: str, out=None) -> None:  # type: ignore[no-untyped-def]
+    """One line: level, action, where, and whose scores these are; a second ``why:`` line when the verdict has a reason."""
+    out = out if out is not None else sys.stdout
     where = f" at char {verdict.char_offset}" if verdict.char_offset is not None and verdict.source == "response" else ""
     category = f" ({verdict.category})" if verdict.category else ""
-    scores = ", ".join(f"{k} {v:.3f}" for k, v in verdict.scores.items())
-    out.write(f"{label}: {verdict.level}{category} -> {verdict.action}{where}  [{scores}]\n")
+    line = f"{label}: {verdict.level}{category} -> {verdict.action}{where}"
+    if verdict.scores:
+        if verdict.source == "prompt":
+            whose = "prompt"  # read at the prompt's last token
+        elif verdict.action == "allow":
+            whose = "peak token"  # the most unsafe guard token of an allowed response
+        else:
+            whose = "deciding token"
+        line += f"  [{whose}: " + ", ".join(f"{k} {v:.3f}" for k, v in verdict.scores.items()) + "]"
+    out.write(line + "\n")
+    if verdict.reason:
+        out.write(f"  why: {verdict.reason}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_int_list(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 1,8,32, got {text!r}")
+    try:
+        return [_positive_int(p) for p in parts]
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def _read_text_arg(args: argparse.Namespace) -> str:
+    """The text to check: the argument, ``-`` (stdin) or ``--file PATH``."""
+    if args.file is not None and args.text is not None:
+        raise UsageError("give the text as an argument, '-' for stdin, or --file PATH, not both")
+    if args.file is None and args.text is None:
+        raise UsageError("give the text to check: an argument, '-' to read stdin, or --file PATH")
+    if args.file is None and args.text != "-":
+        return str(args.text)
+    source = args.file if args.file is not None else "-"
+    try:
+        if source == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        with open(source, "rb") as handle:
+            return handle.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{'stdin' if source == '-' else source}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{source}: {exc.strerror or exc}") from None
+
+
+class UsageError(Exception):
+    """A command-line mistake: one line on stderr, exit 2."""
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -50,6 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    text = _read_text_arg(args)
     guard = _guard(args)
     result: dict[str, object] = {}
     blocked = False
@@ -57,7 +114,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         prompt_verdict = guard.check_prompt(args.prompt)
         result["prompt"] = prompt_verdict.to_dict()
         blocked |= prompt_verdict.blocked
-    response_verdict = guard.check_response(args.text, prompt=args.prompt)
+    response_verdict = guard.check_response(text, prompt=args.prompt)
     result["response"] = response_verdict.to_dict()
     blocked |= response_verdict.blocked
     if args.json:
@@ -144,10 +201,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from guardkit.bench import print_report, run_bench
 
-    lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else None
-    streams = [int(x) for x in args.streams.split(",")] if args.streams else None
     result = run_bench(
-        args.model, tokens=args.tokens, threads=args.threads, rounds=args.rounds, lengths=lengths, streams=streams,
+        args.model, tokens=args.tokens, threads=args.threads, rounds=args.rounds, lengths=args.lengths, streams=args.streams,
         baseline_model=args.baseline_model,
         progress=None if args.json else (lambda m: print(f"... {m}", file=sys.stderr, flush=True)),
     )
@@ -185,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     check = sub.add_parser("check", help="judge a response (and optionally its prompt)")
-    check.add_argument("text", help="the response text to judge")
+    check.add_argument("text", nargs="?", default=None, help="the response text to judge, or '-' to read it from stdin")
+    check.add_argument("--file", "-f", default=None, metavar="PATH", help="read the response text from a UTF-8 file ('-': stdin)")
     check.add_argument("--prompt", default=None, help="the user prompt (also judged)")
     check.add_argument("--json", action="store_true")
     _add_model_options(check)
@@ -213,11 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure step, session, chunking and re-scoring costs side by side")
     bench.add_argument("--model", default=None)
-    bench.add_argument("--tokens", type=int, default=128)
-    bench.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
-    bench.add_argument("--rounds", type=int, default=3)
-    bench.add_argument("--lengths", default=None, help="response lengths for the re-scoring comparison, e.g. 128,512,2048")
-    bench.add_argument("--streams", default=None, help="concurrent stream counts, e.g. 1,8,32,64")
+    bench.add_argument("--tokens", type=_positive_int, default=128)
+    bench.add_argument("--threads", type=_positive_int, default=1, help="ONNX Runtime intra-op threads (default 1)")
+    bench.add_argument("--rounds", type=_positive_int, default=3)
+    bench.add_argument("--lengths", type=_positive_int_list, default=None, help="response lengths for the re-scoring comparison, e.g. 128,512,2048")
+    bench.add_argument("--streams", type=_positive_int_list, default=None, help="concurrent stream counts, e.g. 1,8,32,64")
     bench.add_argument("--baseline-model", default=None, metavar="PATH",
                        help="another bundle (e.g. a previous release) whose batch-1 step is timed side by side")
     bench.add_argument("--json", action="store_true")
@@ -256,14 +312,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except PolicyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except GuardkitError as exc:
+    except (GuardkitError, UsageError) as exc:  # PolicyError, ModelLoadError, ...: one line, exit 2
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:  # e.g. piped into `head`
         return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C: the conventional 128 + SIGINT, no traceback
+        sys.stderr.write("\n")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

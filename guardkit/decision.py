@@ -14,7 +14,7 @@ import numpy as np
 from guardkit.policy import Policy, Thresholds
 from guardkit.verdict import RiskLevel
 
-__all__ = ["Debouncer", "TokenJudgement", "judge", "judge_prompt"]
+__all__ = ["Debouncer", "TokenJudgement", "judge", "judge_prompt", "unblocked_reason"]
 
 TokenAction = Literal["halt", "flag", "allow"]
 # a policy's action word ("block" in every section) -> what a token does ("halt": counts toward the debounce)
@@ -109,7 +109,39 @@ class Debouncer:
         return None
 
     @property
+    def halting_tokens(self) -> int:
+        """How many halting tokens were seen in all."""
+        return self._total
+
+    @property
     def hold_from(self) -> int | None:
         if self.rule == "consecutive":
             return self._run_start if self._run_length else None
         return self._first_halt
+
+
+def unblocked_reason(policy: Policy, peak: TokenJudgement | None, halting_tokens: int) -> str | None:
+    """Why a response that was neither blocked nor flagged has a peak token at or over the unsafe threshold.
+
+    ``None`` when its peak token is safe and under the global unsafe threshold
+    (nothing to explain). Otherwise one sentence naming the rule that let it pass,
+    so a ``safe``/``allow`` verdict never shows an unsafe score over the threshold
+    without saying why.
+    """
+    if peak is None:
+        return None
+    p_unsafe = peak.scores[2]
+    if peak.level == "safe" and p_unsafe < policy.thresholds.unsafe:
+        return None
+    where = f" ({peak.category})" if peak.category else ""
+    if peak.halts:
+        debounce = policy.debounce
+        needed = f"{debounce.count} consecutive" if debounce.rule == "consecutive" else f"{debounce.count} in all"
+        return (f"{halting_tokens} guard token(s) judged {peak.level}{where}, fewer than the debounce rule needs to block "
+                f"({needed}); peak p(unsafe) {p_unsafe:.3f}")
+    if peak.level == "unsafe":
+        return f"the policy allows category {peak.category!r}; peak p(unsafe) {p_unsafe:.3f}"
+    if peak.level == "controversial":
+        return f"controversial text{where} is allowed (controversial: loose); peak p(unsafe) {p_unsafe:.3f}"
+    return (f"peak p(unsafe) {p_unsafe:.3f} is over the global threshold {policy.thresholds.unsafe} but under the "
+            "higher threshold the policy sets for its category")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Generator, Sequence
 
 import numpy as np
 
-from guardkit.decision import Debouncer, TokenJudgement, judge, judge_prompt
+from guardkit.decision import Debouncer, TokenJudgement, judge, judge_prompt, unblocked_reason
 from guardkit.errors import SessionClosedError
 from guardkit.model import KVState, StepOutput
 from guardkit.policy import Policy
@@ -132,7 +132,8 @@ class StreamSession:
         if self._flags:
             return max(self._flags, key=lambda v: (RISK_LEVELS.index(v.level), v.scores.get("unsafe", 0.0)))
         peak = self._peak
-        return Verdict(level="safe", scores=_scores(peak.scores) if peak else {}, action="allow", policy=self.policy.name)
+        return Verdict(level="safe", scores=_scores(peak.scores) if peak else {}, action="allow", policy=self.policy.name,
+                       reason=unblocked_reason(self.policy, peak, self._debounce.halting_tokens))
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> list[Event]:

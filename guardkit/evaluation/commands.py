@@ -79,9 +79,24 @@ def _warn_problems(dataset: Dataset) -> None:
         print("warning: " + dataset.problem_summary(), file=sys.stderr)
 
 
+def _plot_problem(args) -> Exception | None:  # type: ignore[no-untyped-def]
+    """With ``--report``, whether plotting is possible, checked before any item runs (``None``: it is)."""
+    if not args.report:
+        return None
+    from guardkit.evaluation.report import PlotUnavailableError, _pyplot
+
+    try:
+        _pyplot()
+    except PlotUnavailableError as exc:
+        print(f"warning: {exc}; the metrics will be printed, but no report written", file=sys.stderr)
+        return exc
+    return None
+
+
 def run_eval(args) -> int:  # type: ignore[no-untyped-def]
     dataset = _dataset(args)
     _warn_problems(dataset)
+    plot_problem = _plot_problem(args)
     guard = _load_guard(args.model, args.policy, args.device, args.threads)
     progress = None if args.json else progress_bar()
     result, results = evaluate(guard, dataset, progress)
@@ -91,7 +106,7 @@ def run_eval(args) -> int:  # type: ignore[no-untyped-def]
         with open(args.items, "w", encoding="utf-8") as f:
             for rec in item_records(results, guard.policy, guard.model.categories):
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    if args.report:
+    if args.report and plot_problem is None:
         from guardkit.evaluation.report import write_report
 
         data = curves(results, guard.policy, guard.model.categories, guard.model.prompt_categories)
@@ -103,8 +118,11 @@ def run_eval(args) -> int:  # type: ignore[no-untyped-def]
         from guardkit.evaluation.report import format_summary
 
         print(format_summary(result), end="")
-        if args.report:
+        if args.report and plot_problem is None:
             print(f"\nreport: {Path(args.report) / 'summary.md'}")
+    if plot_problem is not None:  # the metrics are out; the report asked for was not written
+        print(f"error: no report written: {plot_problem}", file=sys.stderr)
+        return 2
     return 0
 
 
