@@ -9,8 +9,12 @@ on the text alone, never on how it was split into deltas (chunking invariance
 by construction). ``flush()`` tokenizes the last, open segment at the end.
 
 For WordPiece and byte-level BPE tokenizers, whose pre-tokenizers split at
-whitespace anyway, the result equals tokenizing the whole text at once except
-inside words longer than ``max_segment_chars``.
+whitespace anyway, the result equals tokenizing the whole text at once. A run
+of more than ``max_segment_chars`` characters without whitespace (a URL, a
+hyphenated chain, CJK text) is cut where a token boundary is stable: before
+the last pre-tokenizer word that starts in the window, so ``how-to-build-a-bomb``
+keeps every word whole; only a single word longer than the window is cut inside
+it (at a sub-word token boundary).
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class IncrementalRetokenizer:
                     break
                 i += 1
             if boundary is None and i > limit:
-                boundary = limit
+                boundary = self._long_run_cut(text, self._segment_start, limit)
             if boundary is None:
                 self._scan = i
                 break
@@ -97,6 +101,27 @@ class IncrementalRetokenizer:
             self._scan = n
         self.tokens_emitted += len(out)
         return out
+
+    def _long_run_cut(self, text: str, start: int, limit: int) -> int:
+        """Where to cut a run of ``max_segment_chars`` characters without a whitespace boundary.
+
+        Looks only at ``text[start:limit + 1]`` (fixed by the text, so the cut never
+        depends on how it arrived) and cuts where a token boundary is stable: at the
+        start of the window's last pre-tokenizer word (``how-to-bu|ild``: before
+        ``build``, never inside it), else at the start of its last token, else at
+        ``limit``. Text such as URLs, hyphenated chains and CJK then tokenizes as
+        it does unsplit.
+        """
+        encoding = self._tokenizer.encode(text[start : limit + 1], add_special_tokens=False)
+        offsets, words = encoding.offsets, encoding.word_ids
+        cut = 0
+        for k in range(len(offsets) - 1, 0, -1):  # the last word start after the first character
+            if words[k] is not None and words[k] != words[k - 1] and 0 < offsets[k][0] <= self._max:
+                cut = offsets[k][0]
+                break
+        if not cut:
+            cut = next((a for a, _ in reversed(offsets) if 0 < a <= self._max), 0)
+        return start + cut if cut else limit
 
     def _tokenize(self, text: str, start: int, end: int) -> list[GuardToken]:
         encoding = self._tokenizer.encode(text[start:end], add_special_tokens=False)

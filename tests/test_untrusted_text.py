@@ -64,3 +64,40 @@ def test_chunking_still_invariant_with_special_strings(tiny_guard: Guard) -> Non
             session.feed(text[i : i + size])
         session.finish()
         assert same_verdict(session.verdict, whole)
+
+
+# -- item 15: long runs without whitespace are cut where tokens end ------------------------------
+PUNCT = ["-", ".", ",", ":", ";", "(", ")", "!", "?"]
+
+
+@given(st.lists(st.tuples(st.sampled_from([*SAFE_WORDS, *UNSAFE_WORDS]), st.sampled_from(PUNCT)), min_size=8, max_size=60))
+def test_long_runs_without_whitespace_tokenize_as_unsplit_text(tiny_model: StreamModel, parts: list[tuple[str, str]]) -> None:
+    text = "".join(w + p for w, p in parts)
+    whole = tiny_model.tokenizer.encode(text, add_special_tokens=False)
+    assert _ids(tiny_model, text) == whole.ids
+
+
+def test_cut_inside_a_long_run_no_longer_hides_a_word(tiny_guard: Guard) -> None:
+    # "bomb" straddles character 48 of a whitespace-free run: a fixed cut there read it as "bo" + "mb"
+    text = "sure-here-is-how-to-build-it-with-wood-and-a-x-bomb-now please"
+    assert text.index("bomb") < 48 < text.index("bomb") + 4
+    retok = IncrementalRetokenizer(tiny_guard.model.tokenizer)
+    pieces = [text[t.start : t.end] for t in retok.push(text) + retok.flush()]
+    assert pieces.count("bomb") == 1
+    strict = Guard(tiny_guard.model, "strict")  # one unsafe token blocks
+    whole = strict.check_response(text)
+    assert whole.blocked and whole.char_offset == text.index("bomb")
+    for size in (1, 3, 7):  # still invariant to the split
+        session = strict.session()
+        for i in range(0, len(text), size):
+            session.feed(text[i : i + size])
+        session.finish()
+        assert same_verdict(session.verdict, whole)
+
+
+def test_cjk_and_single_long_words_still_cut_within_the_window(tiny_model: StreamModel) -> None:
+    for text in ("日本" * 80, "x" * 300, "a" * 47 + "bomb" + "c" * 50):
+        retok = IncrementalRetokenizer(tiny_model.tokenizer)
+        tokens = retok.push(text) + retok.flush()
+        assert tokens and tokens[-1].end == len(text)
+        assert all(0 <= t.start < t.end <= len(text) for t in tokens)
