@@ -11,10 +11,12 @@ from guardkit.adapters.anthropic import aguard_anthropic_stream, guard_anthropic
 from guardkit.adapters.openai import aguard_openai_stream, guard_openai_stream
 from guardkit.adapters.openai_responses import aguard_responses_stream, guard_responses_stream
 from guardkit.errors import (
+    GuardConfigError,
     GuardkitError,
     ModelLoadError,
     PolicyError,
     ProviderUnavailableError,
+    SchedulerClosedError,
     SessionClosedError,
     SessionLimitError,
     StreamBlocked,
@@ -38,12 +40,14 @@ __all__ = [
     "Guard",
     "GuardBlock",
     "GuardedStream",
+    "GuardConfigError",
     "GuardkitError",
     "ModelLoadError",
     "OnBlockMode",
     "Policy",
     "PolicyError",
     "ProviderUnavailableError",
+    "SchedulerClosedError",
     "Released",
     "Retracted",
     "SessionClosedError",

@@ -13,8 +13,14 @@ or its first step has waited ``max_delay_ms``. A lone stream never waits: with n
 other active session it steps in its own thread. The gap rule keeps a cohort
 whole while its sessions are still handing in their next steps one after
 another (their Python work between steps is serialised by the GIL: about 5 ms
-for 32 threads), yet runs at once when the others have nothing to say. A step that fails in a batch is retried alone, so one
-bad session cannot fail the others.
+for 32 threads), yet runs at once when the others have nothing to say. A step that fails in a batch of several is retried alone, so one
+bad session cannot fail the others; a step that fails alone is not retried
+(as on the lone-stream path: one failed step is one failed step everywhere).
+
+A session's state after a batched step is a view of that batch's output. Once
+at most half of a batch's rows are still held (the others finished or moved
+on), the states still holding it get copies of their own rows, so an idle
+session left over from a big batch keeps its own KV cache alive, not the batch's.
 
 Threads call :meth:`BatchScheduler.step` and block; asyncio tasks await
 :meth:`BatchScheduler.astep`, whose results come back to their event loop in one
@@ -26,9 +32,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
+
+from guardkit.errors import SchedulerClosedError
 from guardkit.model import KVState, StepOutput, StreamModel
 
 __all__ = ["BatchScheduler", "BatchStats"]
@@ -74,8 +85,9 @@ class _Request:
         self.done.acquire()
         if self.error is not None:
             raise self.error
-        assert self.output is not None
-        return self.output
+        output, self.output = self.output, None  # the request keeps no state alive once handed over
+        assert output is not None
+        return output
 
 
 def _settle(requests: list[_Request]) -> None:
@@ -83,14 +95,16 @@ def _settle(requests: list[_Request]) -> None:
     for request in requests:
         future = request.future
         assert future is not None
+        request.future = None  # the request keeps neither the future nor its result alive once settled
         if future.done():  # its task was cancelled meanwhile: nobody wants the result
             continue
         if request.error is not None:
             future.set_exception(request.error)
         elif request.output is None:  # the worker stopped before reaching it
-            future.set_exception(RuntimeError("the batch scheduler stopped before running this step"))
+            future.set_exception(SchedulerClosedError("the batch scheduler stopped before running this step"))
         else:
             future.set_result(request.output)
+            request.output = None  # the request keeps no state alive once handed over
 
 
 def _settle_on_loop(requests: list[_Request]) -> None:
@@ -104,6 +118,17 @@ def _settle_on_loop(requests: list[_Request]) -> None:
             loop.call_soon_threadsafe(_settle, waiting)
         except RuntimeError:  # that loop is closed: its tasks are gone
             pass
+
+
+def _own_rows(state: KVState) -> None:
+    """Give a state copies of its rows instead of views of a whole batch's output.
+
+    KVState is frozen for its users; the scheduler alone swaps the storage of
+    states it handed out, for equal copies (``row`` stays: a concurrent reader
+    that saw ``batch`` still finds the same row there).
+    """
+    object.__setattr__(state, "arrays", tuple(a.copy() for a in state.arrays))
+    object.__setattr__(state, "batch", None)
 
 
 class BatchScheduler:
@@ -130,24 +155,43 @@ class BatchScheduler:
         self._pending: list[_Request] = []
         self._last_arrival = 0.0
         self._active = 0
+        self._departures: deque[None] = deque()  # unregister() never locks: it appends here (see _settle_departures)
         self._cond = threading.Condition()
         self._closed = False
+        self._views: dict[int, weakref.ref[KVState]] = {}  # handed-out states that are views of a batch output, by id
+        # reentrant: a finalizer that runs during a compaction (and unregisters a session) compacts inline
+        self._views_lock = threading.RLock()
         self._worker = threading.Thread(target=self._loop, name="guardkit-batcher", daemon=True)
         self._worker.start()
 
     # -- session bookkeeping: how many could still join a batch ----------
     def register(self) -> None:
         with self._cond:
+            self._settle_departures()
             self._active += 1
 
     def unregister(self) -> None:
-        with self._cond:
+        """A session left. Safe from a finalizer anywhere: never waits on a lock its own thread may hold."""
+        self._departures.append(None)
+        if self._cond.acquire(blocking=False):  # wake the worker if we can; it also sees departures on its own
+            try:
+                self._cond.notify()
+            finally:
+                self._cond.release()
+        self._compact_views()
+
+    def _settle_departures(self) -> None:
+        """Count departed sessions out (called with the lock held)."""
+        while True:
+            try:
+                self._departures.popleft()
+            except IndexError:
+                return
             self._active = max(0, self._active - 1)
-            self._cond.notify()
 
     @property
     def active_sessions(self) -> int:
-        return self._active
+        return max(0, self._active - len(self._departures))
 
     # -- stepping --------------------------------------------------------
     def step(self, state: KVState, token_ids: Sequence[int], *, prompt_head: bool = False) -> StepOutput:
@@ -155,7 +199,8 @@ class BatchScheduler:
         request = None
         with self._cond:
             if self._closed:
-                raise RuntimeError("the batch scheduler is closed")
+                raise SchedulerClosedError("the batch scheduler is closed")
+            self._settle_departures()
             if self._pending or self._active > 1:
                 request = _Request(state, list(token_ids), prompt_head)
                 self._enqueue(request)
@@ -175,7 +220,8 @@ class BatchScheduler:
         request = _Request(state, list(token_ids), prompt_head, future)
         with self._cond:
             if self._closed:
-                raise RuntimeError("the batch scheduler is closed")
+                raise SchedulerClosedError("the batch scheduler is closed")
+            self._settle_departures()
             self._enqueue(request)
         return await future
 
@@ -199,17 +245,22 @@ class BatchScheduler:
         self._worker.join(timeout=5)
 
     def _take_batch(self) -> list[_Request] | None:
+        """The next batch; ``[]`` when woken by departures only (to compact views); ``None`` once closed."""
         with self._cond:
-            while not self._pending and not self._closed:
+            while not self._pending and not self._closed and not self._departures:
                 self._cond.wait()
+            self._settle_departures()
             if self._closed and not self._pending:
                 return None
+            if not self._pending:
+                return []
             latest = time.monotonic() + self.max_delay
             while len(self._pending) < self._wanted():
                 remaining = min(latest, self._last_arrival + self.max_wait) - time.monotonic()
                 if remaining <= 0 or self._closed:
                     break
                 self._cond.wait(remaining)
+                self._settle_departures()
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             self._count(len(batch))
             return batch
@@ -219,7 +270,11 @@ class BatchScheduler:
             batch = self._take_batch()
             if batch is None:
                 return
-            self._run(batch)
+            stepped = {id(r.state) for r in batch}
+            if batch:
+                self._run(batch)
+            del batch  # hold no request (nor the states in it) while waiting for the next batch
+            self._compact_views(skip=stepped)
 
     def _count(self, size: int) -> None:
         """Record a batch of ``size`` steps (called with the lock held)."""
@@ -241,7 +296,10 @@ class BatchScheduler:
         try:
             prompt_head = any(r.prompt_head for r in batch)
             outputs = self.model.step_many([r.state for r in batch], [r.ids for r in batch], prompt_head=prompt_head)
-        except Exception:  # noqa: BLE001 - isolate the failing request(s)
+        except Exception as exc:  # noqa: BLE001 - isolate the failing request(s)
+            if len(batch) == 1:  # alone it failed as it is: no retry (the same as a lone stream's step)
+                batch[0].finish(error=exc)
+                return
             for request in batch:
                 self.stats.retried_alone += len(batch) > 1
                 try:
@@ -249,8 +307,39 @@ class BatchScheduler:
                 except Exception as exc:  # noqa: BLE001
                     request.finish(error=exc)
             return
+        views = self._views
+        with self._views_lock:
+            for output in outputs:
+                if output.state.batch is not None:  # dict ops are atomic: the callback needs no lock
+                    views[id(output.state)] = weakref.ref(output.state, lambda _, key=id(output.state): views.pop(key, None))
         for request, output in zip(batch, outputs):
             request.finish(output)
+
+    def _compact_views(self, *, skip: set[int] | frozenset[int] = frozenset()) -> None:
+        """States still viewing a batch output of which at most half the rows are held get their own rows.
+
+        Copies are equal to the views, so a session stepping meanwhile gets the
+        same result either way. ``skip``: ids of the states just stepped (about
+        to be dropped by their sessions). The lock is held only here, where no
+        other lock is waited for, so waiting for it cannot deadlock.
+        """
+        with self._views_lock:
+            if not self._views:
+                return
+            held: dict[int, list[KVState]] = {}
+            for ref in list(self._views.values()):
+                state = ref()
+                if state is not None and state.batch is not None:
+                    held.setdefault(id(state.batch), []).append(state)
+            for states in held.values():
+                rows = states[0].batch.arrays[0].shape[0]  # type: ignore[union-attr]
+                if len(states) * 2 > rows:
+                    continue
+                for state in states:
+                    if id(state) in skip:
+                        continue
+                    _own_rows(state)
+                    self._views.pop(id(state), None)
 
     def __enter__(self) -> BatchScheduler:
         return self

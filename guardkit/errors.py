@@ -13,6 +13,8 @@ already handles those keeps working.
     ├── ProviderUnavailableError           an explicitly requested execution provider is missing
     ├── SessionLimitError                  too many live sessions for a model
     ├── SessionClosedError                 feed() after finish()/close()
+    ├── SchedulerClosedError (RuntimeError) a step was sent to a closed batch scheduler
+    ├── GuardConfigError (ValueError)      contradictory Guard arguments (e.g. max_sessions with a loaded model)
     └── StreamBlocked                      a guarded stream was blocked (on_block="raise")
 """
 
@@ -24,10 +26,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from guardkit.verdict import Verdict
 
 __all__ = [
+    "GuardConfigError",
     "GuardkitError",
     "ModelLoadError",
     "PolicyError",
     "ProviderUnavailableError",
+    "SchedulerClosedError",
     "SessionClosedError",
     "SessionLimitError",
     "StreamBlocked",
@@ -75,6 +79,14 @@ class SessionLimitError(GuardkitError):
 
 class SessionClosedError(GuardkitError):
     """The session was finished or closed and accepts no more text."""
+
+
+class SchedulerClosedError(GuardkitError, RuntimeError):
+    """The batch scheduler was closed (its Guard closed) before or while this step ran."""
+
+
+class GuardConfigError(GuardkitError, ValueError):
+    """Guard arguments that contradict each other, e.g. ``max_sessions`` with an already loaded model."""
 
 
 class StreamBlocked(GuardkitError):

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any, AsyncIterable, Iterable
 
 from guardkit.batching import BatchScheduler
+from guardkit.errors import GuardConfigError
 from guardkit.model import StreamModel
 from guardkit.policy import Policy, load_policy
 from guardkit.session import StreamSession
+from guardkit.stepper import Stepper, stepper_for
 from guardkit.streams import AsyncGuardedStream, GuardedStream, OnBlockMode
 from guardkit.verdict import Verdict
 
@@ -37,7 +39,9 @@ class Guard:
             after its first: default 20 ms or ``max_wait_ms`` if longer) and batch size.
 
     One Guard may be used from many threads and tasks at once; each response
-    gets its own :class:`StreamSession`.
+    gets its own :class:`StreamSession`. With a loaded :class:`StreamModel`,
+    ``device``, ``threads`` and ``max_sessions`` belong to that model (pass them
+    to ``StreamModel``); giving them here raises :class:`GuardConfigError`.
     """
 
     def __init__(
@@ -55,17 +59,22 @@ class Guard:
     ) -> None:
         self.policy: Policy = load_policy(policy)
         if isinstance(model, StreamModel):
+            given = {"device": device != "auto", "threads": threads is not None, "max_sessions": max_sessions is not None}
+            if any(given.values()):
+                names = ", ".join(name for name, set_ in given.items() if set_)
+                raise GuardConfigError(f"{names}: set on the StreamModel, not on a Guard given a loaded model (it would be ignored)")
             self.model = model
         else:
             self.model = StreamModel(model, device=device, threads=threads, max_sessions=max_sessions)
         self.scheduler: BatchScheduler | None = None
+        self._owns_scheduler = batching  # a with_policy() child shares its parent's scheduler, never closes it
         if batching:
             # async streams await the batcher directly: no worker thread per stream
             self.scheduler = BatchScheduler(self.model, max_wait_ms=max_wait_ms, max_batch=max_batch, max_delay_ms=max_delay_ms)
 
     def close(self) -> None:
-        """Stop the batcher's worker thread (no-op without batching)."""
-        if self.scheduler is not None:
+        """Stop the batcher's worker thread (no-op without batching, or for a :meth:`with_policy` child)."""
+        if self.scheduler is not None and self._owns_scheduler:
             self.scheduler.close()
 
     def __enter__(self) -> Guard:
@@ -75,9 +84,14 @@ class Guard:
         self.close()
 
     def with_policy(self, policy: str | Path | Policy) -> Guard:
-        """A Guard sharing this one's loaded model, with another policy."""
+        """A Guard sharing this one's loaded model (and batcher), with another policy.
+
+        The child shares resources it does not own: closing it leaves this
+        Guard's batcher running; closing this Guard stops the child's batching too.
+        """
         guard = Guard(self.model, policy)
         guard.scheduler = self.scheduler
+        guard._owns_scheduler = False
         return guard
 
     # -- one-shot checks -------------------------------------------------
@@ -119,7 +133,7 @@ class Guard:
     def _response_session(self, response: str, prompt: str | None) -> StreamSession:
         if not isinstance(response, str):
             raise TypeError(f"response must be str, got {type(response).__name__}")
-        return StreamSession(self.model, self._response_only_policy(), prompt, scheduler=self.scheduler)
+        return StreamSession(self.model, self._response_only_policy(), prompt, stepper=self._stepper())
 
     def _response_only_policy(self) -> Policy:
         if self.policy.prompt.action == "allow":
@@ -129,7 +143,11 @@ class Guard:
     # -- streaming -------------------------------------------------------
     def session(self, prompt: str | None = None) -> StreamSession:
         """A sans-I/O session for one response: ``feed(delta)`` / ``finish()`` return events."""
-        return StreamSession(self.model, self.policy, prompt, scheduler=self.scheduler)
+        return StreamSession(self.model, self.policy, prompt, stepper=self._stepper())
+
+    def _stepper(self) -> Stepper:
+        """One session's stepper: it runs the steps (batched or direct) and owns the session's slot."""
+        return stepper_for(self.model, self.scheduler)
 
     def stream(self, chunks: Iterable[str], prompt: str | None = None, on_block: OnBlockMode | None = None) -> GuardedStream:
         """Guard an iterable of text deltas; iterate the result to get released text."""

@@ -8,7 +8,6 @@ thread-safe).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,9 +16,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from guardkit._resources import default_model_path
-from guardkit.errors import ModelLoadError, SessionLimitError
+from guardkit.errors import ModelLoadError
 from guardkit.manifest import Manifest, load_manifest
 from guardkit.providers import check_active, import_onnxruntime, providers_for
+from guardkit.stepper import SlotPool
 from guardkit.verdict import RISK_LEVELS
 
 __all__ = ["KVState", "StepOutput", "StreamModel"]
@@ -108,8 +108,7 @@ class StreamModel:
         self._prompt_risk_order = np.array([prompt_labels.index(level) for level in RISK_LEVELS])
         self._state_dtype = np.float16 if m.state.dtype == "float16" else np.float32
         self.max_sessions = max_sessions
-        self._live_sessions = 0
-        self._lock = threading.Lock()
+        self._slots = SlotPool(max_sessions)
 
     # -- loading ---------------------------------------------------------
     def _load_tokenizer(self) -> Tokenizer:
@@ -258,18 +257,16 @@ class StreamModel:
 
     # -- sessions accounting (memory stays bounded) ----------------------
     def acquire_slot(self) -> None:
-        with self._lock:
-            if self.max_sessions is not None and self._live_sessions >= self.max_sessions:
-                raise SessionLimitError(f"{self._live_sessions} live sessions already; the model's max_sessions is {self.max_sessions}")
-            self._live_sessions += 1
+        """Take a session slot (``SessionLimitError`` at ``max_sessions``)."""
+        self._slots.acquire()
 
     def release_slot(self) -> None:
-        with self._lock:
-            self._live_sessions = max(0, self._live_sessions - 1)
+        """Give a slot back; takes no lock, so a finalizer may call it anywhere (see :class:`SlotPool`)."""
+        self._slots.release()
 
     @property
     def live_sessions(self) -> int:
-        return self._live_sessions
+        return self._slots.live
 
     # -- inference -------------------------------------------------------
     def empty_state(self) -> KVState:

@@ -8,14 +8,20 @@ The session's logic is written once, as generators that *yield* the model steps
 they need and get the results sent back. ``feed``/``finish`` drive them with
 blocking steps; ``afeed``/``afinish`` await each step instead (on the batch
 scheduler, or in a worker thread), so an asyncio server judges tokens on its
-event loop and only the model call leaves it.
+event loop and only the model call leaves it. Long deltas are judged in slices
+with a pause point between them, where ``afeed`` lets the event loop run.
+
+The session only judges and releases: how steps run and what it holds (its
+model slot, its batch registration) belong to its :class:`~guardkit.stepper.Stepper`;
+what goes into the model's positions (prompt windows, re-prefills) is
+:mod:`guardkit.kvwindow`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
+import weakref
 from collections import deque
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Generator, Sequence
@@ -23,10 +29,12 @@ from typing import TYPE_CHECKING, Generator, Sequence
 import numpy as np
 
 from guardkit.decision import Debouncer, TokenJudgement, judge, judge_prompt, unblocked_reason
-from guardkit.errors import SessionClosedError
+from guardkit.errors import SchedulerClosedError, SessionClosedError
+from guardkit.kvwindow import chunk_size, prompt_windows, reprefill_ids
 from guardkit.model import KVState, StepOutput
 from guardkit.policy import Policy
 from guardkit.retokenizer import GuardToken, IncrementalRetokenizer
+from guardkit.stepper import DirectStepper, Stepper, stepper_for
 from guardkit.verdict import RISK_LEVELS, Blocked, Event, Flagged, Released, Retracted, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,12 +45,23 @@ __all__ = ["StreamSession"]
 
 logger = logging.getLogger("guardkit")
 
-_MAX_CHUNK = 64  # guard tokens scored per model call
+SLICE_CHARS = 4096  # a longer delta is judged in slices of this many characters, with a pause point between
 
 
-# what the session's generators yield: a model step to run (state, token ids, prompt head?)
+# what the session's generators yield: a model step to run (state, token ids, prompt head?),
+# or None: a pause point where an async driver lets the event loop run
 _StepRequest = tuple[KVState, Sequence[int], bool]
-_Steps = Generator[_StepRequest, StepOutput, list[Event]]
+_Steps = Generator["_StepRequest | None", "StepOutput | None", list[Event]]
+
+_SEVERITY = {"allow": 0, "flag": 1, "halt": 2}
+
+
+def _worse(a: TokenJudgement | None, b: TokenJudgement) -> TokenJudgement:
+    """The more severe prompt judgement (action, then level, then unsafe score); ``a`` on ties."""
+    if a is None:
+        return b
+    key = lambda j: (_SEVERITY[j.action], RISK_LEVELS.index(j.level), j.scores[2])  # noqa: E731
+    return b if key(b) > key(a) else a
 
 
 def _scores(p: tuple[float, float, float]) -> dict[str, float]:
@@ -58,8 +77,12 @@ class StreamSession:
     asyncio: same events). Released text is only what has been judged safe;
     once blocked the session stays blocked.
 
-    ``scheduler`` batches the session's steps with other sessions'; without one,
-    async steps run in ``executor`` (asyncio's default pool when ``None``).
+    ``stepper`` runs the model steps and owns the session's slot (``Guard``
+    builds it); without one, the session builds its own from ``model``,
+    ``scheduler`` (batches its steps with other sessions') and ``executor``
+    (where async steps run without a scheduler; asyncio's default pool when ``None``).
+    A session dropped without :meth:`close` gives its slot back when it becomes
+    unreachable (no garbage-collection pass needed).
     """
 
     def __init__(
@@ -70,15 +93,22 @@ class StreamSession:
         *,
         scheduler: BatchScheduler | None = None,
         executor: Executor | None = None,
+        stepper: Stepper | None = None,
     ) -> None:
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError(f"prompt must be str or None, got {type(prompt).__name__}")
+        if stepper is None:
+            stepper = stepper_for(model, scheduler, executor)
+        elif stepper.model is not model:
+            raise ValueError("the stepper serves another model")
         self.model = model
         self.policy = policy
         self.prompt = prompt
-        self._scheduler = scheduler
-        self._step = scheduler.step if scheduler is not None else model.step
-        self.executor = executor  # where async steps run without a scheduler (None: asyncio's default pool)
+        self._stepper = stepper
+        # the slot goes back when the session becomes unreachable, even without a GC pass:
+        # the finalizer holds the stepper, never the session
+        self._finalizer = weakref.finalize(self, stepper.release)
+        self._finalizer.atexit = False
         self._retok = IncrementalRetokenizer(model.tokenizer)
         self._debounce = Debouncer(policy.debounce.rule, policy.debounce.count)
         self._tokens: list[GuardToken] = []
@@ -89,16 +119,30 @@ class StreamSession:
         self._started = False
         self._finished = False
         self._closed = False
-        self._unguarded = False
-        self._has_slot = False
         self._blocked: Verdict | None = None
         self._flags: list[Verdict] = []
         self._flagged_categories: set[str | None] = set()
         self._peak: TokenJudgement | None = None
         self.prompt_verdict: Verdict | None = None
+        self.prompt_risk: np.ndarray | None = None  # the judged prompt window's (safe, controversial, unsafe)
         self.model_calls = 0
         self.reprefills = 0
-        self._chunk = max(1, min(_MAX_CHUNK, model.max_positions // 4))
+        self.unjudged_tokens = 0  # tokens that passed unjudged because their step failed under failure_mode "open"
+        self._chunk = chunk_size(model.max_positions)
+
+    @property
+    def stepper(self) -> Stepper:
+        return self._stepper
+
+    @property
+    def executor(self) -> Executor | None:
+        """Where async steps run without a batch scheduler (``None``: asyncio's default pool)."""
+        return self._stepper.executor if isinstance(self._stepper, DirectStepper) else None
+
+    @executor.setter
+    def executor(self, executor: Executor | None) -> None:
+        if isinstance(self._stepper, DirectStepper):
+            self._stepper.executor = executor
 
     # -- public state ----------------------------------------------------
     @property
@@ -163,12 +207,16 @@ class StreamSession:
     # -- drivers: run the session's step generators -----------------------
     def _drive(self, steps: _Steps) -> list[Event]:
         """Run each requested step here, blocking (through the scheduler when batching)."""
+        step = self._stepper.step
         try:
             request = next(steps)
             while True:
+                if request is None:  # a pause point: nothing to wait for here
+                    request = steps.send(None)
+                    continue
                 state, ids, prompt_head = request
                 try:
-                    out = self._step(state, ids, prompt_head=prompt_head)
+                    out = step(state, ids, prompt_head=prompt_head)
                 except Exception as exc:  # noqa: BLE001 - raised inside the generator, which decides
                     request = steps.throw(exc)
                 else:
@@ -177,13 +225,18 @@ class StreamSession:
             return done.value  # type: ignore[no-any-return]
 
     async def _adrive(self, steps: _Steps) -> list[Event]:
-        """Await each requested step: on the scheduler's batches, else in a worker thread."""
+        """Await each requested step (on the scheduler's batches, else in a worker thread); let the loop run at pauses."""
+        astep = self._stepper.astep
         try:
             request = next(steps)
             while True:
+                if request is None:  # between slices of a long delta: other tasks get to run
+                    await asyncio.sleep(0)
+                    request = steps.send(None)
+                    continue
                 state, ids, prompt_head = request
                 try:
-                    out = await self._astep(state, ids, prompt_head)
+                    out = await astep(state, ids, prompt_head=prompt_head)
                 except Exception as exc:  # noqa: BLE001 - raised inside the generator, which decides
                     request = steps.throw(exc)
                 else:
@@ -191,35 +244,40 @@ class StreamSession:
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    async def _astep(self, state: KVState, ids: Sequence[int], prompt_head: bool) -> StepOutput:
-        if self._scheduler is not None:
-            return await self._scheduler.astep(state, ids, prompt_head=prompt_head)
-        call = functools.partial(self.model.step, state, ids, prompt_head=prompt_head)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
-
     # -- the session's logic, as step generators --------------------------
     def _start(self) -> _Steps:
         if self._started:
             return []
+        if self._closed:
+            raise SessionClosedError("this session is closed; start a new one for a new response")
+        # the slot first: a refused session (SessionLimitError) stays unstarted and may simply be retried
+        self._stepper.acquire()
         self._started = True
-        self.model.acquire_slot()
-        self._has_slot = True
-        if self._scheduler is not None:
-            self._scheduler.register()
         prefix_ids = self.model.response_prefix_ids()
-        prompt_ids = self._fit_prompt(self.model.prompt_token_ids(self.prompt), reserved=len(prefix_ids))
-        self._context_ids = prompt_ids + prefix_ids
-        try:
-            out = yield self.model.empty_state(), self._context_ids, True
-        except Exception as exc:  # noqa: BLE001 - the policy decides what a model failure means
-            return self._model_failed(exc)
-        self.model_calls += 1
-        self._state = out.state
-        if self.prompt is None or out.prompt_risk is None:
+        plan = prompt_windows(self.model, self.prompt, reserved=len(prefix_ids))
+        self._context_ids = plan.context + prefix_ids
+        worst: TokenJudgement | None = None
+        for n, window in enumerate(plan.windows):
+            last = n == len(plan.windows) - 1  # the prompt's end: the response's context
+            try:
+                out = yield self.model.empty_state(), list(window) + (prefix_ids if last else []), True
+            except SchedulerClosedError:  # the Guard was closed: not a model failure (fail-open must not pass text)
+                raise
+            except Exception as exc:  # noqa: BLE001 - the policy decides what a model failure means
+                return self._model_failed(exc)
+            self.model_calls += 1
+            if last:
+                self._state = out.state
+            if self.prompt is not None and out.prompt_risk is not None:
+                row = len(window) - 1
+                category = out.prompt_category[row] if out.prompt_category is not None else None
+                j = judge_prompt(self.policy, out.prompt_risk[row], category, self.model.prompt_categories)
+                if worst is None or _worse(worst, j) is j:
+                    self.prompt_risk = np.asarray(out.prompt_risk[row], dtype=np.float64)
+                worst = _worse(worst, j)
+        if worst is None:
             return []
-        last = len(prompt_ids) - 1
-        category = out.prompt_category[last] if out.prompt_category is not None else None
-        j = judge_prompt(self.policy, out.prompt_risk[last], category, self.model.prompt_categories)
+        j = worst
         action = {"halt": "block", "flag": "flag", "allow": "allow"}[j.action]
         self.prompt_verdict = Verdict(
             level=j.level, category=j.category, scores=_scores(j.scores), action=action,  # type: ignore[arg-type]
@@ -239,15 +297,21 @@ class StreamSession:
         if self._closed or self._finished:
             raise SessionClosedError("this session is finished; start a new one for a new response")
         events = yield from self._start()
-        if self._blocked is not None:
-            return events
-        start = len(self._retok.text)
-        tokens = self._retok.push(delta)
-        if self.policy.release == "passthrough" and delta:
-            events.append(Released(delta, start))
-            self._released = len(self._retok.text)
-        events += yield from self._judge(tokens)
-        events += self._release()
+        # a long delta is judged slice by slice (same tokens and verdicts: the split never matters),
+        # with a pause point between slices where an async driver lets the event loop run
+        for begin in range(0, max(1, len(delta)), SLICE_CHARS):
+            if self._blocked is not None:
+                break
+            if begin:
+                yield None
+            piece = delta[begin : begin + SLICE_CHARS]
+            start = len(self._retok.text)
+            tokens = self._retok.push(piece)
+            if self.policy.release == "passthrough" and piece:
+                events.append(Released(piece, start))
+                self._released = len(self._retok.text)
+            events += yield from self._judge(tokens)
+            events += self._release()
         return events
 
     def _finish(self) -> _Steps:
@@ -262,7 +326,7 @@ class StreamSession:
         return events
 
     def close(self) -> None:
-        """Free the model state without judging the rest (e.g. the consumer went away)."""
+        """Free the model state and the slot without judging the rest (e.g. the consumer went away)."""
         self._closed = True
         self._drop_state()
 
@@ -272,27 +336,10 @@ class StreamSession:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __del__(self) -> None:  # a forgotten session must not leak its slot
-        try:
-            self._drop_state()
-        except Exception:  # noqa: BLE001 pragma: no cover
-            pass
-
     # -- internals -------------------------------------------------------
     def _drop_state(self) -> None:
         self._state = None
-        if self._has_slot:
-            self._has_slot = False
-            self.model.release_slot()
-            if self._scheduler is not None:
-                self._scheduler.unregister()
-
-    def _fit_prompt(self, ids: list[int], reserved: int) -> list[int]:
-        """Keep prompt + response prefix within half the positions: the prompt's first token and its end."""
-        limit = max(2, self.model.max_positions // 2 - reserved)
-        if len(ids) <= limit:
-            return ids
-        return ids[:1] + ids[len(ids) - (limit - 1):]
+        self._finalizer()  # the stepper gives the slot (and batch registration) back, once
 
     def _judge(self, tokens: list[GuardToken]) -> _Steps:
         events: list[Event] = []
@@ -300,32 +347,39 @@ class StreamSession:
             if self._blocked is not None:
                 break
             chunk = tokens[begin : begin + self._chunk]
-            if self._unguarded:
-                self._tokens.extend(chunk)
-                continue
             try:
                 out = yield from self._score(chunk)
+            except SchedulerClosedError:
+                raise
             except Exception as exc:  # noqa: BLE001
                 events += self._model_failed(exc, first_unjudged=chunk[0])
-                if self._unguarded:
-                    self._tokens.extend(chunk)
+                if self._blocked is None:  # failed open: this step's tokens pass unjudged, the next step is judged again
+                    self._pass_unjudged(chunk)
                 continue
             events += self._apply(chunk, out)
         return events
+
+    def _pass_unjudged(self, chunk: list[GuardToken]) -> None:
+        for token in chunk:
+            index = len(self._tokens)
+            self._tokens.append(token)
+            self._debounce.push(index, False)
+        self.unjudged_tokens += len(chunk)
 
     def _score(self, chunk: list[GuardToken]) -> Generator[_StepRequest, StepOutput, StepOutput]:
         """Score a chunk, re-prefilling exactly when the state is full.
 
         The re-prefill points depend only on how many tokens were scored, never
-        on how the text arrived, so long streams stay chunking-invariant.
+        on how the text arrived, so long streams stay chunking-invariant. With
+        no state (the prompt's step failed open), the state is rebuilt first.
         """
-        assert self._state is not None
         ids = [t.id for t in chunk]
         parts: list[StepOutput] = []
         begin = 0
         while begin < len(ids):
-            if self._state.length >= self.model.max_positions:
+            if self._state is None or self._state.length >= self.model.max_positions:
                 yield from self._reprefill()
+                assert self._state is not None
             part = ids[begin : begin + self.model.max_positions - self._state.length]
             out = yield self._state, part, False
             self.model_calls += 1
@@ -341,14 +395,9 @@ class StreamSession:
         )
 
     def _reprefill(self) -> Generator[_StepRequest, StepOutput, None]:
-        """Long outputs: restart the state from the prompt plus a recent window of the response.
-
-        A quarter of the positions stays free, so re-prefills are amortised.
-        """
-        room = self.model.max_positions - len(self._context_ids) - self.model.max_positions // 4
-        window = max(0, min(self.policy.long_stream.window_tokens, room))
-        recent = list(self._recent_ids)[len(self._recent_ids) - window :] if window else []
-        out = yield self.model.empty_state(), self._context_ids + recent, False
+        """Long outputs: restart the state from the prompt plus a recent window of the response (see kvwindow)."""
+        ids = reprefill_ids(self._context_ids, self._recent_ids, self.model.max_positions, self.policy.long_stream.window_tokens)
+        out = yield self.model.empty_state(), ids, False
         self.model_calls += 1
         self.reprefills += 1
         self._state = out.state
@@ -393,8 +442,8 @@ class StreamSession:
 
     def _model_failed(self, exc: Exception, first_unjudged: GuardToken | None = None) -> list[Event]:
         if self.policy.failure_mode == "open":
-            logger.warning("guardkit model error, failing open (text passes unguarded): %s", exc)
-            self._unguarded = True
+            # this step's text passes unjudged; the next step is judged again
+            logger.warning("guardkit model error, failing open (this step's text passes unguarded): %s", exc)
             return []
         logger.error("guardkit model error, failing closed (stream blocked): %s", exc)
         onset = self._release_limit(final=False)
@@ -410,7 +459,7 @@ class StreamSession:
         if self._blocked is not None:
             onset = self._blocked.char_offset
             return self._released if onset is None else max(self._released, onset)
-        if final or self._unguarded:
+        if final:
             return len(self._retok.text)
         hold = self._debounce.hold_from
         if hold is not None:

@@ -2,13 +2,21 @@
 
 ``GuardedStream`` wraps any iterable of text deltas, ``AsyncGuardedStream`` any
 async (or plain) iterable, running model inference in a worker thread so the
-event loop never blocks. Both close the upstream generator as soon as the guard
+event loop never blocks. Both close the upstream iterator as soon as the guard
 blocks or the consumer stops early, so the LLM stops spending compute.
+
+A stream the consumer drops without closing it (a client that disconnected, a
+``break``) is cleaned up as soon as it becomes unreachable, without waiting for
+a garbage-collection pass: the driver's generator never refers back to the
+stream object (it runs on a separate :class:`_Core`), so there is no reference
+cycle, and dropping the stream finalizes the generator, which closes the
+upstream and the session (freeing its slot).
 """
 
 from __future__ import annotations
 
 import inspect
+import weakref
 from concurrent.futures import Executor
 from typing import Any, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Literal
 
@@ -27,38 +35,26 @@ def _separated(released: str, separator: str, message: str) -> str:
     return separator + message if separator and released and not released.endswith(separator) else message
 
 
-def _identity(chunk: Any) -> str | None:
-    return chunk  # type: ignore[no-any-return]  # non-str is rejected by StreamSession.feed
+def _identity(chunk: Any) -> str:
+    if not isinstance(chunk, str):
+        raise TypeError(f"text deltas must be str, got {type(chunk).__name__}")
+    return chunk
 
 
-class _StreamState:
-    """What both drivers expose after (or during) iteration."""
+class _Core:
+    """A stream's state, shared by the stream object and its driver generator (which never sees the stream)."""
 
-    def __init__(self, session: StreamSession, on_block: OnBlockMode, message: str) -> None:
+    def __init__(self, session: StreamSession, chunks: Any, on_block: OnBlockMode, message: str, text_of: TextOf) -> None:
         self.session = session
+        self.chunks = chunks
+        self.text_of = text_of
         self.on_block: OnBlockMode = on_block
         self.message = message
         self.retracted_from: int | None = None
         self.upstream_exhausted = False
+        self.upstream: Any = None  # the iterator actually read (iter()/aiter() of chunks)
 
-    @property
-    def verdict(self) -> Verdict:
-        """The response verdict (or the prompt's, if the prompt was blocked)."""
-        return self.session.verdict
-
-    @property
-    def prompt_verdict(self) -> Verdict | None:
-        return self.session.prompt_verdict
-
-    @property
-    def blocked(self) -> bool:
-        return self.session.blocked
-
-    @property
-    def released_text(self) -> str:
-        return self.session.released_text
-
-    def _outputs(self, events: list[Event]) -> tuple[list[str], Verdict | None]:
+    def outputs(self, events: list[Event]) -> tuple[list[str], Verdict | None]:
         texts: list[str] = []
         blocked: Verdict | None = None
         for event in events:
@@ -70,7 +66,7 @@ class _StreamState:
                 blocked = event.verdict
         return texts, blocked
 
-    def _blocked_outcome(self, verdict: Verdict) -> str:
+    def blocked_outcome(self, verdict: Verdict) -> str:
         """The replacement message to yield, or raise StreamBlocked.
 
         After released text, the message starts with the policy's ``on_block.separator``
@@ -82,6 +78,72 @@ class _StreamState:
             return self.session.policy.prompt.message
         return _separated(self.session.released_text, self.session.policy.on_block.separator, self.message)
 
+    def _closers(self) -> list[Any]:
+        """The iterator read, then the iterable given if it is another object (an SDK stream and its iterator)."""
+        objects = [self.upstream] if self.upstream is not None else []
+        if all(self.chunks is not o for o in objects):
+            objects.append(self.chunks)
+        return objects
+
+    def close_upstream(self) -> None:
+        for upstream in self._closers():
+            close = getattr(upstream, "close", None)
+            if callable(close):
+                close()
+
+    async def aclose_upstream(self) -> None:
+        for upstream in self._closers():
+            for name in ("aclose", "close"):
+                closer = getattr(upstream, name, None)
+                if callable(closer):
+                    result = closer()
+                    if inspect.isawaitable(result):
+                        await result
+                    break
+
+
+class _StreamState:
+    """What both drivers expose after (or during) iteration."""
+
+    _core: _Core
+
+    @property
+    def session(self) -> StreamSession:
+        return self._core.session
+
+    @property
+    def on_block(self) -> OnBlockMode:
+        return self._core.on_block
+
+    @property
+    def message(self) -> str:
+        return self._core.message
+
+    @property
+    def retracted_from(self) -> int | None:
+        return self._core.retracted_from
+
+    @property
+    def upstream_exhausted(self) -> bool:
+        return self._core.upstream_exhausted
+
+    @property
+    def verdict(self) -> Verdict:
+        """The response verdict (or the prompt's, if the prompt was blocked)."""
+        return self._core.session.verdict
+
+    @property
+    def prompt_verdict(self) -> Verdict | None:
+        return self._core.session.prompt_verdict
+
+    @property
+    def blocked(self) -> bool:
+        return self._core.session.blocked
+
+    @property
+    def released_text(self) -> str:
+        return self._core.session.released_text
+
 
 class GuardedStream(_StreamState, Iterator[str]):
     """Iterate to receive released text; afterwards read ``.verdict`` and ``.blocked``.
@@ -92,11 +154,8 @@ class GuardedStream(_StreamState, Iterator[str]):
     """
 
     def __init__(self, session: StreamSession, chunks: Iterable[Any], *, on_block: OnBlockMode, message: str, text_of: TextOf = _identity) -> None:
-        super().__init__(session, on_block, message)
-        self._chunks = chunks
-        self._text_of = text_of
-        self._upstream: Iterator[Any] | None = None
-        self._gen = self._run()
+        self._core = _Core(session, chunks, on_block, message, text_of)
+        self._gen = _run(self._core)
 
     def __iter__(self) -> GuardedStream:
         return self
@@ -105,10 +164,10 @@ class GuardedStream(_StreamState, Iterator[str]):
         return next(self._gen)
 
     def close(self) -> None:
-        """Stop early: closes the upstream generator and frees the session."""
+        """Stop early: closes the upstream iterator and frees the session."""
         self._gen.close()
-        self._close_upstream()
-        self.session.close()
+        self._core.close_upstream()
+        self._core.session.close()
 
     def __enter__(self) -> GuardedStream:
         return self
@@ -116,38 +175,36 @@ class GuardedStream(_StreamState, Iterator[str]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _close_upstream(self) -> None:
-        upstream = self._upstream if self._upstream is not None else self._chunks
-        close = getattr(upstream, "close", None)
-        if callable(close):
-            close()
 
-    def _run(self) -> Iterator[str]:
-        session = self.session
-        try:
-            texts, blocked = self._outputs(session.start())
-            yield from texts
-            if blocked is None:
-                self._upstream = iter(self._chunks)
-                for chunk in self._upstream:
-                    text = self._text_of(chunk)
-                    if text is None:
-                        continue
-                    texts, blocked = self._outputs(session.feed(text))
-                    yield from texts
-                    if blocked is not None:
-                        break
-                else:
-                    self.upstream_exhausted = True
-                    texts, blocked = self._outputs(session.finish())
-                    yield from texts
-            if blocked is not None:
-                self._close_upstream()
-                yield self._blocked_outcome(blocked)
-        finally:
-            if not self.upstream_exhausted:
-                self._close_upstream()
-            session.close()
+def _run(core: _Core) -> Iterator[str]:
+    session = core.session
+    try:
+        texts, blocked = core.outputs(session.start())
+        yield from texts
+        if blocked is None:
+            core.upstream = iter(core.chunks)
+            for chunk in core.upstream:
+                texts, blocked = core.outputs(session.feed(_text(core, chunk)))
+                yield from texts
+                if blocked is not None:
+                    break
+            else:
+                core.upstream_exhausted = True
+                texts, blocked = core.outputs(session.finish())
+                yield from texts
+        if blocked is not None:
+            core.close_upstream()
+            yield core.blocked_outcome(blocked)
+    finally:
+        if not core.upstream_exhausted:
+            core.close_upstream()
+        session.close()
+
+
+def _text(core: _Core, chunk: Any) -> str:
+    """The chunk's text ('' when a provider chunk carries none)."""
+    text = core.text_of(chunk)
+    return "" if text is None else text
 
 
 class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
@@ -155,7 +212,9 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
 
     Judging runs on the event loop; each model step is awaited (on the batch
     scheduler when the Guard batches, else in a worker thread), so the loop is
-    never blocked by inference.
+    never blocked by inference. Dropped without ``aclose()``, it frees its
+    session at once and its async generator is closed by the event loop
+    (closing the upstream).
     """
 
     def __init__(
@@ -168,12 +227,13 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
         text_of: TextOf = _identity,
         executor: Executor | None = None,
     ) -> None:
-        super().__init__(session, on_block, message)
-        self._chunks = chunks
-        self._text_of = text_of
         if executor is not None:  # where the session's model steps run when it has no batch scheduler
             session.executor = executor
-        self._agen = self._run()
+        self._core = _Core(session, chunks, on_block, message, text_of)
+        self._agen = _arun(self._core)
+        # the session's slot comes back as soon as this stream is unreachable; the upstream is
+        # closed by the async generator's finalization (asyncio schedules its aclose())
+        weakref.finalize(self, session.close).atexit = False
 
     def __aiter__(self) -> AsyncGuardedStream:
         return self
@@ -182,10 +242,10 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
         return await self._agen.__anext__()
 
     async def aclose(self) -> None:
-        """Stop early: closes the upstream (async) generator and frees the session."""
+        """Stop early: closes the upstream (async) iterator and frees the session."""
         await self._agen.aclose()
-        await self._close_upstream()
-        self.session.close()
+        await self._core.aclose_upstream()
+        self._core.session.close()
 
     async def __aenter__(self) -> AsyncGuardedStream:
         return self
@@ -193,52 +253,48 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _close_upstream(self) -> None:
-        for name in ("aclose", "close"):
-            closer = getattr(self._chunks, name, None)
-            if callable(closer):
-                result = closer()
-                if inspect.isawaitable(result):
-                    await result
-                return
 
-    async def _iterate_upstream(self) -> AsyncIterator[Any]:
-        if hasattr(self._chunks, "__aiter__"):
-            async for chunk in self._chunks:  # type: ignore[union-attr]
-                yield chunk
-        else:
-            for chunk in self._chunks:  # type: ignore[union-attr]
-                yield chunk
-
-    async def _run(self) -> AsyncIterator[str]:
-        session = self.session
-        try:
-            texts, blocked = self._outputs(await session.astart())
-            for text in texts:
-                yield text
-            if blocked is None:
-                upstream = self._iterate_upstream()
+async def _arun(core: _Core) -> AsyncIterator[str]:
+    session = core.session
+    try:
+        texts, blocked = core.outputs(await session.astart())
+        for text in texts:
+            yield text
+        if blocked is None:
+            if hasattr(core.chunks, "__aiter__"):
+                upstream = core.upstream = core.chunks.__aiter__()
+                next_chunk = upstream.__anext__
+            else:
+                sync_upstream = core.upstream = iter(core.chunks)
+                next_chunk = _sync_next(sync_upstream)
+            while True:
                 try:
-                    async for chunk in upstream:
-                        text = self._text_of(chunk)
-                        if text is None:
-                            continue
-                        texts, blocked = self._outputs(await session.afeed(text))
-                        for released in texts:
-                            yield released
-                        if blocked is not None:
-                            break
-                    else:
-                        self.upstream_exhausted = True
-                        texts, blocked = self._outputs(await session.afinish())
-                        for released in texts:
-                            yield released
-                finally:
-                    await upstream.aclose()
-            if blocked is not None:
-                await self._close_upstream()
-                yield self._blocked_outcome(blocked)
-        finally:
-            if not self.upstream_exhausted:
-                await self._close_upstream()
-            session.close()
+                    chunk = await next_chunk()
+                except StopAsyncIteration:
+                    core.upstream_exhausted = True
+                    texts, blocked = core.outputs(await session.afinish())
+                    for released in texts:
+                        yield released
+                    break
+                texts, blocked = core.outputs(await session.afeed(_text(core, chunk)))
+                for released in texts:
+                    yield released
+                if blocked is not None:
+                    break
+        if blocked is not None:
+            await core.aclose_upstream()
+            yield core.blocked_outcome(blocked)
+    finally:
+        if not core.upstream_exhausted:
+            await core.aclose_upstream()
+        session.close()
+
+
+def _sync_next(iterator: Iterator[Any]) -> Callable[[], Any]:
+    async def next_chunk() -> Any:
+        try:
+            return next(iterator)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    return next_chunk

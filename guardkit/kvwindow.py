@@ -1,0 +1,95 @@
+"""What a session puts in the model's positions: prompt fitting and re-prefills.
+
+The model sees at most ``max_positions`` tokens. A session keeps its prompt
+(plus the response prefix) within half of them, and when the KV state fills up
+it restarts from that prompt context plus a recent window of the response
+(see :func:`reprefill_ids`). A prompt longer than its half is *judged* whole:
+:func:`prompt_windows` cuts it into overlapping windows, each rendered with the
+template around it, and the session keeps the worst window's verdict; the last
+window (the prompt's end) is the context the response is judged in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from guardkit.model import StreamModel
+
+__all__ = ["MAX_CHUNK", "PromptPlan", "chunk_size", "prompt_windows", "reprefill_ids"]
+
+MAX_CHUNK = 64  # guard tokens scored per model call
+_MIN_WINDOW_BODY = 8  # fewer prompt tokens per window than this: keep the prompt's first token and end instead
+
+
+def chunk_size(max_positions: int) -> int:
+    """Guard tokens scored per model call."""
+    return max(1, min(MAX_CHUNK, max_positions // 4))
+
+
+def prompt_limit(max_positions: int, reserved: int) -> int:
+    """Positions a rendered prompt may take (half the model's, less the response prefix)."""
+    return max(2, max_positions // 2 - reserved)
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """The prompt windows to judge, in order; the last one is the response's prompt context."""
+
+    windows: tuple[tuple[int, ...], ...]
+
+    @property
+    def context(self) -> list[int]:
+        return list(self.windows[-1])
+
+
+def prompt_windows(model: StreamModel, prompt: str | None, reserved: int) -> PromptPlan:
+    """Cut the rendered prompt into windows that each fit the prompt's positions.
+
+    A prompt that fits is one window (the whole rendering). A longer one is cut
+    at token level into windows that overlap by half, each wrapped in the
+    template's head and tail, so every stretch of up to half a window lies whole
+    inside some window.
+    """
+    ids = model.prompt_token_ids(prompt)
+    limit = prompt_limit(model.max_positions, reserved)
+    if len(ids) <= limit:
+        return PromptPlan((tuple(ids),))
+    head, body, tail = _split_rendering(model, ids)
+    width = limit - len(head) - len(tail)
+    if width < _MIN_WINDOW_BODY or not body:  # no room for a meaningful window: the prompt's first token and its end
+        return PromptPlan((tuple(ids[:1] + ids[len(ids) - (limit - 1):]),))
+    stride = max(1, width // 2)
+    starts = list(range(0, max(1, len(body) - width + 1), stride))
+    if starts[-1] + width < len(body):
+        starts.append(len(body) - width)
+    windows = [tuple(head + body[s : s + width] + tail) for s in starts]
+    return PromptPlan(tuple(windows))
+
+
+def _split_rendering(model: StreamModel, ids: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """The rendered prompt's ids as the template's head, the prompt text and the template's tail.
+
+    The head and tail are the template's text around ``{prompt}`` tokenized
+    alone; where the rendering does not start/end with exactly those ids (a
+    merge across the boundary), the head is the first token and the tail empty.
+    """
+    before, _, after = model.manifest.template.prompt.partition("{prompt}")
+    encode = model.tokenizer.encode
+    head = encode(before, add_special_tokens=False).ids if before else []
+    tail = encode(after, add_special_tokens=False).ids if after else []
+    if len(head) + len(tail) < len(ids) and ids[: len(head)] == head and ids[len(ids) - len(tail) :] == tail:
+        return head, ids[len(head) : len(ids) - len(tail)], tail
+    return ids[:1], ids[1:], []
+
+
+def reprefill_ids(context_ids: Sequence[int], recent_ids: Sequence[int], max_positions: int, window_tokens: int) -> list[int]:
+    """The prompt context plus as much recent response as fits, leaving a quarter of the positions free.
+
+    The free quarter amortises re-prefills: at most one per ``max_positions // 4`` tokens.
+    """
+    room = max_positions - len(context_ids) - max_positions // 4
+    window = max(0, min(window_tokens, room, len(recent_ids)))
+    recent = list(recent_ids)[len(recent_ids) - window :] if window else []
+    return list(context_ids) + recent
