@@ -124,7 +124,8 @@ class StreamSession:
         self._flagged_categories: set[str | None] = set()
         self._peak: TokenJudgement | None = None
         self.prompt_verdict: Verdict | None = None
-        self.prompt_risk: np.ndarray | None = None  # the judged prompt window's (safe, controversial, unsafe)
+        self.prompt_risk: np.ndarray | None = None  # the judged (worst) prompt window's (safe, controversial, unsafe)
+        self.prompt_category_index = -1  # that window's most likely prompt category (-1: none)
         self.model_calls = 0
         self.reprefills = 0
         self.unjudged_tokens = 0  # tokens that passed unjudged because their step failed under failure_mode "open"
@@ -274,6 +275,8 @@ class StreamSession:
                 j = judge_prompt(self.policy, out.prompt_risk[row], category, self.model.prompt_categories)
                 if worst is None or _worse(worst, j) is j:
                     self.prompt_risk = np.asarray(out.prompt_risk[row], dtype=np.float64)
+                    has_categories = category is not None and len(category) > 0
+                    self.prompt_category_index = int(np.argmax(category)) if has_categories else -1
                 worst = _worse(worst, j)
         if worst is None:
             return []

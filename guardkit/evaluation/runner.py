@@ -159,11 +159,9 @@ def check_prompt(model: StreamModel, policy: Policy, prompt: str, result: ItemRe
         session.start()
         verdict = session.prompt_verdict
     result.prompt_action[policy.controversial] = verdict.action if verdict is not None else "allow"
-    if record and isinstance(rec, _Recorder) and rec.calls and rec.calls[0][4] is not None:
-        _, k, _, _, prisk, pcats = rec.calls[0]
-        last = k - len(model.response_prefix_ids()) - 1
-        result.prompt_risk = prisk[last].astype(np.float64)
-        result.prompt_category = int(pcats[last]) if pcats is not None else -1
+    if record and session.prompt_risk is not None:  # the judged window's (the worst, for a prompt longer than the model sees)
+        result.prompt_risk = session.prompt_risk
+        result.prompt_category = session.prompt_category_index
 
 
 def run_item(model: StreamModel, policy: Policy, item: EvalItem, modes: Sequence[str] = MODES) -> ItemResult:
