@@ -11,6 +11,8 @@ loader can require each one to be listed and hashed in the manifest.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["OnnxParseError", "external_data_locations"]
 
 _MAX_DEPTH = 64  # nested subgraphs; ONNX Runtime itself rejects far less
@@ -75,9 +77,13 @@ def _fields(data: memoryview, start: int, end: int):  # type: ignore[no-untyped-
             raise OnnxParseError("a field runs past its message")
 
 
-def external_data_locations(model: bytes) -> list[str]:
+def external_data_locations(model: bytes | memoryview | Any) -> list[str]:
     """Every external-data ``location`` named in an ONNX model file, without repeats."""
-    data = memoryview(model)
+    with memoryview(model) as data:  # released on return, so a caller's mmap can close
+        return _walk(data)
+
+
+def _walk(data: memoryview) -> list[str]:
     found: dict[str, None] = {}
     # iterative walk (no recursion limit to trip over): (kind, start, end, depth)
     todo: list[tuple[int, int, int, int]] = [(_MODEL, 0, len(data), 0)]

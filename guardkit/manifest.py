@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
+import os
 import posixpath
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
@@ -208,7 +210,11 @@ def _check_external_data(bundle_dir: Path, manifest: Manifest, resolved: dict[st
 
     model_path = resolved[manifest.model_file]
     try:
-        locations = external_data_locations(model_path.read_bytes())
+        with model_path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                raise OnnxParseError("the file is empty")
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:  # no copy of a large graph
+                locations = external_data_locations(data)
     except OnnxParseError as exc:
         raise ModelLoadError(f"not a valid ONNX model file: {exc}", path=str(bundle_dir / manifest.model_file)) from None
     listed = {path: name for name, path in resolved.items()}

@@ -99,14 +99,13 @@ class StreamModel:
         self._session = self._load_session(device, threads, trt_cache_dir, fp16)
         self._check_contract()
         self._state_dtype = np.float16 if self.manifest.state.dtype == "float16" else np.float32
-        self._probe()
+        self._probe()  # real output shapes and dtypes, before any session can fail (or fail open) on them
         m = self.manifest
         self.categories: tuple[str, ...] = m.categories
         self.prompt_categories: tuple[str, ...] = m.prompt_categories or ()
         self._risk_order = np.array([m.risk_labels.index(level) for level in RISK_LEVELS])
         prompt_labels = m.prompt_risk_labels or m.risk_labels
         self._prompt_risk_order = np.array([prompt_labels.index(level) for level in RISK_LEVELS])
-        self._state_dtype = np.float16 if m.state.dtype == "float16" else np.float32
         self.max_sessions = max_sessions
         self._slots = SlotPool(max_sessions)
 

@@ -246,3 +246,13 @@ def test_bad_manifest_is_one_line_and_exit_2(tiny_bundle: Path, tmp_path: Path, 
     assert main(["check", "hello", "--model", str(bundle)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_garbage_model_file_is_one_line(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = _copy(tiny_bundle, tmp_path)
+    for garbage in (b"", b"\xff" * 64, b"\x0a\xff\xff\xff\xff\x0f"):
+        (bundle / "model.onnx").write_bytes(garbage)
+        _relist(bundle, "model.onnx")
+        with pytest.raises(ModelLoadError, match="model.onnx") as info:
+            StreamModel(bundle)
+        assert "\n" not in str(info.value)
