@@ -186,7 +186,7 @@ class _Core(Generic[T]):
             ends = list(self.sessions)
         for key in ends:
             session = self.sessions[key]
-            if session.finished or session.blocked or shaper.scope(key) in self._blocked_scopes:
+            if session.finished or session.blocked or shaper.scope(key) in self._blocked_scopes or ALL in self._blocked_scopes:
                 continue
             events = yield session, "finish", None
             self._collect(key, events, released)
