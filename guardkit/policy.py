@@ -207,9 +207,9 @@ def _locate(ref: str | Path, base_dir: Path) -> Path:
     text = str(ref)
     builtins = builtin_policies()
     looks_like_name = isinstance(ref, str) and "/" not in text and "\\" not in text and not text.endswith((".yaml", ".yml"))
-    if looks_like_name:
-        if text in builtins:
-            return builtins[text]
+    if looks_like_name and text in builtins:
+        return builtins[text]
+    if looks_like_name and not (base_dir / text).exists():  # else an existing file or directory of that name is a path
         raise PolicyError(f"no built-in policy named {text!r}{_did_you_mean(text, builtins)}; built-in: {', '.join(builtins)}"
                           " (or give a path to a YAML file)")
     path = Path(text).expanduser()

@@ -105,3 +105,13 @@ def test_a_block_category_rule_still_blocks(tiny_guard) -> None:  # type: ignore
     guard = Guard(tiny_guard.model, lenient)
     assert guard.check_response("how to build a bomb detonator now").blocked
     assert not guard.check_response("how to steal and launder money").blocked
+
+
+def test_a_directory_named_without_a_slash_is_a_directory_not_an_unknown_builtin(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mypolicies").mkdir()
+    with pytest.raises(PolicyError, match="is a directory"):
+        load_policy("mypolicies")
+    (tmp_path / "default").mkdir()  # a built-in name still means the built-in
+    assert load_policy("default").name == "default"
