@@ -584,10 +584,35 @@ def sse(events: list[tuple[str | None, Any]]) -> bytes:
     return "".join(frames).encode()
 
 
-def transport(body: bytes, seen: list[Any], lib: Any = httpx) -> Any:
+class Frames:
+    """An SSE body streamed frame by frame (so the HTTP response stays open until read or closed)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.frames = [f + b"\n\n" for f in body.split(b"\n\n") if f]
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for frame in self.frames:
+            self.sent += 1
+            yield frame
+
+
+class AsyncFrames(Frames):
+    __iter__ = None  # type: ignore[assignment]  # async only, so httpx streams it to an AsyncClient
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for frame in self.frames:
+            self.sent += 1
+            yield frame
+
+
+def transport(body: bytes, seen: list[Any], lib: Any = httpx, frames: list[Frames] | None = None, aio: bool = False) -> Any:
     def handler(request: Any) -> Any:
         seen.append(request)
-        return lib.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+        stream = AsyncFrames(body) if aio else Frames(body)
+        if frames is not None:
+            frames.append(stream)
+        return lib.Response(200, headers={"content-type": "text/event-stream"}, content=stream)
 
     return lib.MockTransport(handler)
 
@@ -634,15 +659,17 @@ def test_e2e_openai_chat_client(tiny_guard: Guard) -> None:
 
 async def test_e2e_openai_async_chat_and_responses_clients(tiny_guard: Guard) -> None:
     seen: list[httpx.Request] = []
+    frames: list[Frames] = []
     client = openai.AsyncOpenAI(api_key="sk-test", base_url="http://llm.test/v1",
-                                http_client=httpx.AsyncClient(transport=transport(chat_sse([HARMFUL]), seen)))
+                                http_client=httpx.AsyncClient(transport=transport(chat_sse([HARMFUL + " and more" * 20]), seen, frames=frames, aio=True)))
     chunks = await client.chat.completions.create(model="gpt-x", messages=[{"role": "user", "content": "hi"}], stream=True)
     out = [c async for c in aguard_openai_stream(tiny_guard, chunks)]
     assert_clean(out)
     assert out[-1].choices[0].finish_reason == "content_filter" and isinstance(out[-1], ChatCompletionChunk)
+    assert chunks.response.is_closed and frames[0].sent < len(frames[0].frames) - 20
 
     client = openai.AsyncOpenAI(api_key="sk-test", base_url="http://llm.test/v1",
-                                http_client=httpx.AsyncClient(transport=transport(responses_sse(BENIGN), seen)))
+                                http_client=httpx.AsyncClient(transport=transport(responses_sse(BENIGN), seen, aio=True)))
     events = await client.responses.create(model="gpt-x", input="hi", stream=True)
     out = [e async for e in aguard_responses_stream(tiny_guard, events)]
     assert out[-1].type == "response.completed" and _text_of(out, "response.output_text") == BENIGN
@@ -658,12 +685,15 @@ def test_e2e_openai_responses_client(tiny_guard: Guard) -> None:
     assert [dump(e) for e in out if not _type(e).endswith(".delta")] == [dump(e) for e in expected if not _type(e).endswith(".delta")]
     assert _text_of(out, "response.output_text") == BENIGN
 
-    client = openai.OpenAI(api_key="sk-test", base_url="http://llm.test/v1", http_client=httpx.Client(transport=transport(responses_sse(HARMFUL), seen)))
+    frames: list[Frames] = []
+    long_harmful = HARMFUL + " and more" * 20
+    client = openai.OpenAI(api_key="sk-test", base_url="http://llm.test/v1",
+                           http_client=httpx.Client(transport=transport(responses_sse(long_harmful), seen, frames=frames)))
     upstream = client.responses.create(model="gpt-x", input="hi", stream=True)
     out = list(guard_responses_stream(tiny_guard, upstream))
     assert_clean(out)
     assert out[-1].type == "response.incomplete" and out[-1].response.incomplete_details.reason == "content_filter"
-    assert upstream.response.is_closed
+    assert upstream.response.is_closed and frames[0].sent < len(frames[0].frames) - 20  # the HTTP response was dropped early
 
 
 def test_e2e_anthropic_client(tiny_guard: Guard) -> None:
@@ -675,24 +705,44 @@ def test_e2e_anthropic_client(tiny_guard: Guard) -> None:
     assert seen[0].url.path == "/v1/messages"
     assert _block_text(out, 1, "text") == BENIGN and out[-2].delta.stop_reason == "end_turn" and out[-2].usage.output_tokens == 42
 
-    client = anthropic.Anthropic(api_key="sk-test", base_url="http://llm.test", http_client=lib.Client(transport=transport(anthropic_sse(HARMFUL), seen, lib)))
+    frames: list[Frames] = []
+    client = anthropic.Anthropic(api_key="sk-test", base_url="http://llm.test",
+                                 http_client=lib.Client(transport=transport(anthropic_sse(HARMFUL + " and more" * 20), seen, lib, frames)))
     upstream = client.messages.create(model="claude-x", max_tokens=64, messages=[{"role": "user", "content": "hi"}], stream=True)
     out = list(guard_anthropic_stream(tiny_guard, upstream))
     assert_clean(out)
     assert out[-2].delta.stop_reason == "refusal" and out[-2].guardkit["blocked"]
-    assert upstream.response.is_closed
+    assert upstream.response.is_closed and frames[0].sent < len(frames[0].frames) - 20
 
 
 async def test_e2e_anthropic_async_client(tiny_guard: Guard) -> None:
     seen: list[httpx.Request] = []
     lib = anthropic_http()
     client = anthropic.AsyncAnthropic(api_key="sk-test", base_url="http://llm.test",
-                                      http_client=lib.AsyncClient(transport=transport(anthropic_sse(HARMFUL), seen, lib)))
+                                      http_client=lib.AsyncClient(transport=transport(anthropic_sse(HARMFUL), seen, lib, aio=True)))
     upstream = await client.messages.create(model="claude-x", max_tokens=64, messages=[{"role": "user", "content": "hi"}], stream=True)
     out = [e async for e in aguard_anthropic_stream(tiny_guard, upstream)]
     assert_clean(out)
     assert out[-2].delta.stop_reason == "refusal"
     assert upstream.response.is_closed
+
+
+def test_dropped_stream_closes_upstream_and_frees_sessions_at_once(tiny_guard: Guard) -> None:
+    import gc
+
+    upstream = Upstream(chat_objects(chat_dicts([BENIGN, BENIGN])))
+    stream = guard_openai_stream(tiny_guard, upstream)
+    for _ in range(6):
+        next(stream)
+    sessions = list(stream.sessions.values())
+    assert sessions and not upstream.closed
+    gc.disable()
+    try:
+        del stream  # a consumer that went away without close(): no reference cycle keeps it alive
+        assert upstream.closed
+        assert all(s.blocked or s.finished or s._closed for s in sessions)  # noqa: SLF001
+    finally:
+        gc.enable()
 
 
 # -- blocks found only when a channel ends, and upstreams that stop short ----------------------

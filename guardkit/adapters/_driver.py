@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Generator, Generic, Hashable, Iterable, Iterator, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Callable, Generator, Generic, Hashable, Iterable, Iterator, Literal, TypeVar
 
 from guardkit.errors import StreamBlocked
 from guardkit.session import StreamSession
@@ -332,6 +333,47 @@ async def _run_async(steps: _Steps) -> Any:
         return done.value
 
 
+class _Pipe(Generic[T]):
+    """The upstream side of a stream: what was given, the iterator read, whether it ran out.
+
+    The driver generators run on a ``_Pipe`` and a ``_Core``, never on the stream object, so a
+    stream the consumer drops (a ``break``, a client that went away) is finalized at once, without
+    waiting for a garbage-collection pass: its generator closes the upstream and frees every session.
+    """
+
+    def __init__(self, items: Any) -> None:
+        self.items = items
+        self.upstream: Any = None
+        self.exhausted = False
+
+    def _closers(self) -> list[Any]:
+        """The iterator read, then the iterable given if it is another object (an SDK stream and its iterator)."""
+        objects = [self.upstream] if self.upstream is not None else []
+        if all(self.items is not o for o in objects):
+            objects.append(self.items)
+        return objects
+
+    def close(self) -> None:
+        if self.exhausted:
+            return
+        for upstream in self._closers():
+            closer = getattr(upstream, "close", None)
+            if callable(closer):
+                closer()
+
+    async def aclose(self) -> None:
+        if self.exhausted:
+            return
+        for upstream in self._closers():
+            for name in ("aclose", "close"):
+                closer = getattr(upstream, name, None)
+                if callable(closer):
+                    result = closer()
+                    if inspect.isawaitable(result):
+                        await result
+                    break
+
+
 class ShapedStream(_Exposed[T], Iterator[T]):
     """Guard a sync stream of provider items with ``shaper``; iterate for guarded items.
 
@@ -343,10 +385,8 @@ class ShapedStream(_Exposed[T], Iterator[T]):
 
     def __init__(self, guard: Guard, items: Iterable[T], shaper: Shaper[T], *, prompt: str | None = None, on_block: str | None = None) -> None:
         self._core = _Core(guard, shaper, prompt, on_block)
-        self._items = items
-        self._upstream: Iterator[T] | None = None
-        self._exhausted = False
-        self._gen = self._run()
+        self._pipe: _Pipe[T] = _Pipe(items)
+        self._gen = _run(self._core, self._pipe)
 
     def __iter__(self) -> ShapedStream[T]:
         return self
@@ -357,7 +397,7 @@ class ShapedStream(_Exposed[T], Iterator[T]):
     def close(self) -> None:
         """Stop early: close the upstream and free every session."""
         self._gen.close()
-        self._close_upstream()
+        self._pipe.close()
         self._core.close()
 
     def __enter__(self) -> ShapedStream[T]:
@@ -366,38 +406,29 @@ class ShapedStream(_Exposed[T], Iterator[T]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _close_upstream(self) -> None:
-        if self._exhausted:
-            return
-        for upstream in (self._upstream, self._items):
-            closer = getattr(upstream, "close", None)
-            if callable(closer):
-                closer()
-                return
 
-    def _run(self) -> Iterator[T]:
-        core = self._core
-        try:
-            _run_sync(core.start())
-            self._upstream = iter(self._items)
-            if core.prompt_blocked:
-                first = next(self._upstream, None)
-                self._close_upstream()
-                yield from core.prompt_block_items(first)
+def _run(core: _Core[T], pipe: _Pipe[T]) -> Iterator[T]:
+    try:
+        _run_sync(core.start())
+        pipe.upstream = iter(pipe.items)
+        if core.prompt_blocked:
+            first = next(pipe.upstream, None)  # never shown: ids for the block item
+            pipe.close()
+            yield from core.prompt_block_items(first)
+        else:
+            for item in pipe.upstream:
+                yield from _run_sync(core.item(item))
+                if core.raise_ is not None or core.halted():
+                    break
             else:
-                for item in self._upstream:
-                    yield from _run_sync(core.item(item))
-                    if core.raise_ is not None or core.halted():
-                        break
-                else:
-                    self._exhausted = True
-                    yield from _run_sync(core.item(None))
-            self._close_upstream()
-            if core.raise_ is not None:
-                raise core.raise_
-        finally:
-            self._close_upstream()
-            core.close()
+                pipe.exhausted = True
+                yield from _run_sync(core.item(None))
+        pipe.close()
+        if core.raise_ is not None:
+            raise core.raise_
+    finally:
+        pipe.close()
+        core.close()
 
 
 class AsyncShapedStream(_Exposed[T], AsyncIterator[T]):
@@ -406,16 +437,17 @@ class AsyncShapedStream(_Exposed[T], AsyncIterator[T]):
     Judging runs on the event loop and each model step is awaited (on the
     Guard's batcher, or in a worker thread); the upstream is closed with its
     ``aclose()``/``close()`` (awaited when it is a coroutine, as for
-    ``openai.AsyncStream``).
+    ``openai.AsyncStream``). Dropped without ``aclose()``, it frees its sessions
+    at once; the event loop finalizes its generator, which closes the upstream.
     """
 
     def __init__(
         self, guard: Guard, items: AsyncIterable[T] | Iterable[T], shaper: Shaper[T], *, prompt: str | None = None, on_block: str | None = None
     ) -> None:
         self._core = _Core(guard, shaper, prompt, on_block)
-        self._items = items
-        self._exhausted = False
-        self._agen = self._run()
+        self._pipe: _Pipe[T] = _Pipe(items)
+        self._agen = _arun(self._core, self._pipe)
+        weakref.finalize(self, self._core.close).atexit = False
 
     def __aiter__(self) -> AsyncShapedStream[T]:
         return self
@@ -426,7 +458,7 @@ class AsyncShapedStream(_Exposed[T], AsyncIterator[T]):
     async def aclose(self) -> None:
         """Stop early: close the upstream and free every session."""
         await self._agen.aclose()
-        await self._close_upstream()
+        await self._pipe.aclose()
         self._core.close()
 
     async def __aenter__(self) -> AsyncShapedStream[T]:
@@ -435,55 +467,53 @@ class AsyncShapedStream(_Exposed[T], AsyncIterator[T]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _close_upstream(self) -> None:
-        if self._exhausted:
-            return
-        for name in ("aclose", "close"):
-            closer = getattr(self._items, name, None)
-            if callable(closer):
-                result = closer()
-                if inspect.isawaitable(result):
-                    await result
-                return
 
-    async def _iterate(self) -> AsyncIterator[T]:
-        if hasattr(self._items, "__aiter__"):
-            async for item in self._items:  # type: ignore[union-attr]
-                yield item
+async def _arun(core: _Core[T], pipe: _Pipe[T]) -> AsyncIterator[T]:
+    try:
+        await _run_async(core.start())
+        if hasattr(pipe.items, "__aiter__"):
+            upstream = pipe.upstream = pipe.items.__aiter__()
+            next_item = upstream.__anext__
         else:
-            for item in self._items:  # type: ignore[union-attr]
-                yield item
-
-    async def _run(self) -> AsyncIterator[T]:
-        core = self._core
-        try:
-            await _run_async(core.start())
-            upstream = self._iterate()
+            next_item = _sync_next(iter(pipe.items))
+            pipe.upstream = None
+        if core.prompt_blocked:
             try:
-                if core.prompt_blocked:
-                    first = None
-                    async for first in upstream:  # the first item, never shown: ids for the block item
-                        break
-                    for out in core.prompt_block_items(first):
+                first = await next_item()  # never shown: ids for the block item
+            except StopAsyncIteration:
+                first = None
+            await pipe.aclose()
+            for out in core.prompt_block_items(first):
+                yield out
+        else:
+            while True:
+                try:
+                    item = await next_item()
+                except StopAsyncIteration:
+                    pipe.exhausted = True
+                    for out in await _run_async(core.item(None)):
                         yield out
-                else:
-                    async for item in upstream:
-                        for out in await _run_async(core.item(item)):
-                            yield out
-                        if core.raise_ is not None or core.halted():
-                            break
-                    else:
-                        self._exhausted = True
-                        for out in await _run_async(core.item(None)):
-                            yield out
-            finally:
-                await upstream.aclose()
-            await self._close_upstream()
-            if core.raise_ is not None:
-                raise core.raise_
-        finally:
-            await self._close_upstream()
-            core.close()
+                    break
+                for out in await _run_async(core.item(item)):
+                    yield out
+                if core.raise_ is not None or core.halted():
+                    break
+        await pipe.aclose()
+        if core.raise_ is not None:
+            raise core.raise_
+    finally:
+        await pipe.aclose()
+        core.close()
+
+
+def _sync_next(iterator: Iterator[Any]) -> Callable[[], Any]:
+    async def next_item() -> Any:
+        try:
+            return next(iterator)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    return next_item
 
 
 # -- small helpers the shapers share -------------------------------------------
