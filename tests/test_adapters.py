@@ -817,3 +817,20 @@ def test_readme_table_cells_cite_tests_that_exist() -> None:
             cited = re.findall(r"`(test_\w+)`", cell) or (["same test"] if "same test" in cell else [])
             assert cited, (row, cell)
             assert set(cited) - {"same test"} <= defined, cited
+
+
+async def test_async_adapters_through_the_batcher(tiny_model: StreamModel) -> None:
+    """Channels of concurrent streams share the Guard's batch scheduler; verdicts are unchanged."""
+    import asyncio
+
+    with Guard(tiny_model, "default", batching=True) as guard:
+        async def chat() -> list[Any]:
+            return [c async for c in aguard_openai_stream(guard, agen(chat_objects(chat_dicts([BENIGN, HARMFUL]))))]
+
+        async def claude() -> list[Any]:
+            return [e async for e in aguard_anthropic_stream(guard, agen(anthropic_objects(anthropic_dicts(HARMFUL))))]
+
+        chat_out, claude_out = await asyncio.gather(chat(), claude())
+    assert_clean(chat_out + claude_out)
+    assert choice_text(chat_out, 0) == BENIGN and by_choice(chat_out, 1)[-1].finish_reason == "content_filter"
+    assert claude_out[-2].delta.stop_reason == "refusal"
