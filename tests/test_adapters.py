@@ -834,3 +834,22 @@ async def test_async_adapters_through_the_batcher(tiny_model: StreamModel) -> No
     assert_clean(chat_out + claude_out)
     assert choice_text(chat_out, 0) == BENIGN and by_choice(chat_out, 1)[-1].finish_reason == "content_filter"
     assert claude_out[-2].delta.stop_reason == "refusal"
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_chat_reasoning_fields_of_compatible_servers_are_guarded(tiny_guard: Guard, field: str) -> None:
+    """vLLM/DeepSeek stream reasoning in delta.reasoning_content, OpenRouter/Ollama in delta.reasoning."""
+    def stream(thinking: str) -> list[dict[str, Any]]:
+        dicts = [_base(choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
+        dicts += [_base(choices=[{"index": 0, "delta": {field: w}, "finish_reason": None}]) for w in words(thinking)]
+        dicts += [_base(choices=[{"index": 0, "delta": {"content": w}, "finish_reason": None}]) for w in words(BENIGN)]
+        return dicts + [_base(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])]
+
+    out = list(guard_openai_stream(tiny_guard, chat_objects(stream("first i think about bread"))))
+    assert choice_text(out, 0, field) == "first i think about bread" and choice_text(out) == BENIGN
+    assert all(isinstance(c, ChatCompletionChunk) for c in out)
+
+    s = guard_openai_stream(tiny_guard, stream(HARMFUL))
+    out = list(s)
+    assert_clean(out)
+    assert s.blocks[0].channel == "reasoning" and choice_text(out) == ""

@@ -6,8 +6,10 @@ out, rebuilt with ``model_copy(update=...)``; dicts in, dicts out), one guarded
 session per channel of each choice:
 
 - ``delta.content`` and ``delta.audio.transcript`` (the answer),
-  ``delta.refusal``, and each ``delta.tool_calls[k].function.arguments`` (and
-  the legacy ``delta.function_call.arguments``) carry only released text;
+  ``delta.refusal``, each ``delta.tool_calls[k].function.arguments`` (and
+  the legacy ``delta.function_call.arguments``), and the reasoning text some
+  OpenAI-compatible servers stream in ``delta.reasoning_content`` /
+  ``delta.reasoning`` (never shown unjudged) carry only released text;
   ``logprobs`` entries (they spell the text) are released in step with it;
 - every other field (ids, ``role``, tool-call ids and names, ``usage``,
   ``system_fingerprint``, ``obfuscation`` ...) passes through unchanged, one
@@ -46,7 +48,13 @@ __all__ = [
 ]
 
 _MISSING = object()
-_CHANNELS = {"content": "answer", "audio": "answer", "refusal": "refusal", "tool": "tool_arguments", "function_call": "tool_arguments"}
+_CHANNELS = {
+    "content": "answer", "audio": "answer", "refusal": "refusal", "tool": "tool_arguments", "function_call": "tool_arguments",
+    "reasoning_content": "reasoning", "reasoning": "reasoning",
+}
+#: the delta's own text fields: the SDK's, then the reasoning fields OpenAI-compatible servers add
+#: (``reasoning_content``: vLLM, DeepSeek; ``reasoning``: OpenRouter, Ollama), extra fields on SDK objects
+_TEXT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
 
 
 def chunk_text(chunk: Any) -> str | None:
@@ -71,7 +79,7 @@ def _new(template: Any, cls_name: str, **fields: Any) -> Any:
 
 def _delta_texts(i: int, delta: Any) -> list[tuple[Key, str]]:
     texts: list[tuple[Key, str]] = []
-    for name in ("content", "refusal"):
+    for name in _TEXT_FIELDS:
         text = text_field(delta, name)
         if text is not None:
             texts.append(((i, name), text))
@@ -203,7 +211,7 @@ class ChatChunkShaper(Shaper[Any]):
         """``choice`` with every text field of its delta replaced by the released text (``rel``)."""
         delta = get(choice, "delta")
         changes: dict[str, Any] = {}
-        for name in ("content", "refusal"):
+        for name in _TEXT_FIELDS:
             if text_field(delta, name) is not None or (i, name) in rel:
                 changes[name] = rel.get((i, name), "")
         calls = list(get(delta, "tool_calls") or [])
