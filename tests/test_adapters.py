@@ -853,3 +853,26 @@ def test_chat_reasoning_fields_of_compatible_servers_are_guarded(tiny_guard: Gua
     out = list(s)
     assert_clean(out)
     assert s.blocks[0].channel == "reasoning" and choice_text(out) == ""
+
+
+def test_channel_rules(tiny_guard: Guard) -> None:
+    """Per channel kind: "drop" (never shown), "pass" (an explicit opt-out), or a policy of its own."""
+    from guardkit.policy import Policy, Thresholds
+
+    # reasoning dropped: not a word of the thinking shows, the answer passes whole
+    stream = guard_anthropic_stream(tiny_guard, anthropic_objects(anthropic_dicts(BENIGN, thinking=HARMFUL)), channels={"reasoning": "drop"})
+    out = list(stream)
+    assert_clean(out)
+    assert not stream.blocked and _block_text(out, 0, "thinking") == "" and _block_text(out, 1, "text") == BENIGN
+    # tool arguments judged with their own, more lenient thresholds
+    lenient = Policy(name="lenient-tools", thresholds=Thresholds(unsafe=0.99, controversial=0.99))
+    stream = guard_openai_stream(tiny_guard, tool_dicts(HARMFUL_ARGS), channels={"tool_arguments": lenient})
+    out = list(stream)
+    assert not stream.blocked and stream.released((0, "tool", 0)) == HARMFUL_ARGS
+    assert stream.sessions[(0, "tool", 0)].policy.name == "lenient-tools"
+    # "pass" shows them unjudged (under the Guard's policy they are blocked: test_responses_harmful_channel_blocks_the_response)
+    stream = guard_responses_stream(tiny_guard, responses_dicts(BENIGN, args=HARMFUL_ARGS), channels={"tool_arguments": "pass"})
+    out = list(stream)
+    assert not stream.blocked and _text_of(out, "response.function_call_arguments") == HARMFUL_ARGS
+    with pytest.raises(ValueError, match="unknown channel"):
+        guard_openai_stream(tiny_guard, [], channels={"thoughts": "drop"})

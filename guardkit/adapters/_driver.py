@@ -29,7 +29,7 @@ import copy
 import inspect
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Callable, Generator, Generic, Hashable, Iterable, Iterator, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Callable, Generator, Generic, Hashable, Iterable, Iterator, Literal, Mapping, TypeVar
 
 from guardkit.errors import StreamBlocked
 from guardkit.session import StreamSession
@@ -38,15 +38,20 @@ from guardkit.verdict import RISK_LEVELS, Blocked, Event, Flagged, Released, Ret
 if TYPE_CHECKING:  # pragma: no cover
     from guardkit.guard import Guard
 
-__all__ = ["ALL", "AsyncShapedStream", "Channel", "GuardBlock", "Read", "ShapedStream", "Shaper"]
+__all__ = ["ALL", "AsyncShapedStream", "Channel", "ChannelRules", "GuardBlock", "Read", "ShapedStream", "Shaper"]
 
 T = TypeVar("T")
 Key = Hashable
 #: Which kind of text a channel carries (the names the policy's channels will use).
 Channel = Literal["answer", "refusal", "reasoning", "tool_arguments"]
+_CHANNEL_NAMES = ("answer", "refusal", "reasoning", "tool_arguments", "other")
 #: The scope of a block that ends the whole response.
 ALL: Hashable = "*"
 
+#: Per channel kind: ``"judge"`` (the default: the Guard's policy), ``"drop"`` (never shown, not
+#: judged), ``"pass"`` (shown unjudged: an explicit opt-out), or a policy (name, path or
+#: :class:`~guardkit.Policy`) to judge that channel with instead.
+ChannelRules = Mapping[str, Any]
 _Call = tuple[StreamSession, str, "str | None"]
 _Steps = Generator[_Call, "list[Event]", Any]
 
@@ -128,11 +133,20 @@ def _severity(v: Verdict) -> tuple[int, float]:
 class _Core(Generic[T]):
     """The driver's logic: generators that yield session calls; shared by both drivers."""
 
-    def __init__(self, guard: Guard, shaper: Shaper[T], prompt: str | None, on_block: str | None) -> None:
+    def __init__(self, guard: Guard, shaper: Shaper[T], prompt: str | None, on_block: str | None, channels: ChannelRules | None = None) -> None:
         mode = on_block if on_block is not None else guard.policy.on_block.mode
         if mode not in ("replace", "raise"):
             raise ValueError(f"on_block must be 'replace' or 'raise', got {mode!r}")
         self.guard = guard
+        self._modes: dict[str, str] = {}
+        self._guards: dict[str, Guard] = {}
+        for channel, rule in (channels or {}).items():
+            if channel not in _CHANNEL_NAMES:
+                raise ValueError(f"unknown channel {channel!r}; channels are {', '.join(_CHANNEL_NAMES)}")
+            if isinstance(rule, str) and rule in ("judge", "drop", "pass"):
+                self._modes[channel] = rule  # type: ignore[assignment]
+            else:  # judged with its own policy (thresholds, categories, debounce ...)
+                self._guards[channel] = guard.with_policy(rule)
         self.shaper = shaper
         self.prompt = prompt
         self.on_block = mode
@@ -179,6 +193,11 @@ class _Core(Generic[T]):
             for key, text in read.texts:
                 if not text or shaper.scope(key) in self._blocked_scopes or ALL in self._blocked_scopes:
                     continue
+                mode = self._modes.get(shaper.channel(key), "judge")
+                if mode != "judge":  # "drop": never shown; "pass": shown unjudged (an explicit opt-out)
+                    if mode == "pass":
+                        released[key] = released.get(key, "") + text
+                    continue
                 session = self._session(key)
                 events = yield session, "feed", text
                 self._collect(key, events, released)
@@ -200,7 +219,10 @@ class _Core(Generic[T]):
     def _session(self, key: Key) -> StreamSession:
         session = self.sessions.get(key)
         if session is None:
-            if self._spare is not None:
+            own = self._guards.get(self.shaper.channel(key))
+            if own is not None:
+                session = own.session(self.prompt)
+            elif self._spare is not None:
                 session, self._spare = self._spare, None
             else:
                 session = self.guard.session(self.prompt)
@@ -383,8 +405,11 @@ class ShapedStream(_Exposed[T], Iterator[T]):
     yielding the block items.
     """
 
-    def __init__(self, guard: Guard, items: Iterable[T], shaper: Shaper[T], *, prompt: str | None = None, on_block: str | None = None) -> None:
-        self._core = _Core(guard, shaper, prompt, on_block)
+    def __init__(
+        self, guard: Guard, items: Iterable[T], shaper: Shaper[T], *, prompt: str | None = None, on_block: str | None = None,
+        channels: ChannelRules | None = None,
+    ) -> None:
+        self._core = _Core(guard, shaper, prompt, on_block, channels)
         self._pipe: _Pipe[T] = _Pipe(items)
         self._gen = _run(self._core, self._pipe)
 
@@ -442,9 +467,10 @@ class AsyncShapedStream(_Exposed[T], AsyncIterator[T]):
     """
 
     def __init__(
-        self, guard: Guard, items: AsyncIterable[T] | Iterable[T], shaper: Shaper[T], *, prompt: str | None = None, on_block: str | None = None
+        self, guard: Guard, items: AsyncIterable[T] | Iterable[T], shaper: Shaper[T], *, prompt: str | None = None, on_block: str | None = None,
+        channels: ChannelRules | None = None,
     ) -> None:
-        self._core = _Core(guard, shaper, prompt, on_block)
+        self._core = _Core(guard, shaper, prompt, on_block, channels)
         self._pipe: _Pipe[T] = _Pipe(items)
         self._agen = _arun(self._core, self._pipe)
         weakref.finalize(self, self._core.close).atexit = False

@@ -29,7 +29,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, AsyncIterable, Iterable
 
-from guardkit.adapters._driver import AsyncShapedStream, GuardBlock, Key, Read, ShapedStream, Shaper, get, replace, text_field
+from guardkit.adapters._driver import ChannelRules, AsyncShapedStream, GuardBlock, Key, Read, ShapedStream, Shaper, get, replace, text_field
 from guardkit.streams import OnBlockMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,24 +164,34 @@ class AnthropicEventShaper(Shaper[Any]):
 class AnthropicGuardedStream(ShapedStream[Any]):
     """Guarded Anthropic stream events; ``.verdict``, ``.blocked``, ``.blocks``, ``.released_text`` (first text block) afterwards."""
 
-    def __init__(self, guard: Guard, events: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None) -> None:
-        super().__init__(guard, events, AnthropicEventShaper(), prompt=prompt, on_block=on_block)
+    def __init__(
+        self, guard: Guard, events: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+        *, channels: ChannelRules | None = None,
+    ) -> None:
+        super().__init__(guard, events, AnthropicEventShaper(), prompt=prompt, on_block=on_block, channels=channels)
 
 
 class AsyncAnthropicGuardedStream(AsyncShapedStream[Any]):
     """Async twin of :class:`AnthropicGuardedStream` (e.g. over an ``AsyncAnthropic`` stream)."""
 
-    def __init__(self, guard: Guard, events: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None) -> None:
-        super().__init__(guard, events, AnthropicEventShaper(), prompt=prompt, on_block=on_block)
+    def __init__(
+        self, guard: Guard, events: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+        *, channels: ChannelRules | None = None,
+    ) -> None:
+        super().__init__(guard, events, AnthropicEventShaper(), prompt=prompt, on_block=on_block, channels=channels)
 
 
-def guard_anthropic_stream(guard: Guard, events: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None) -> AnthropicGuardedStream:
+def guard_anthropic_stream(
+    guard: Guard, events: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+    *, channels: ChannelRules | None = None,
+) -> AnthropicGuardedStream:
     """Guard a sync Anthropic Messages event stream (``client.messages.create(..., stream=True)``)."""
-    return AnthropicGuardedStream(guard, events, prompt, on_block)
+    return AnthropicGuardedStream(guard, events, prompt, on_block, channels=channels)
 
 
 def aguard_anthropic_stream(
-    guard: Guard, events: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None
+    guard: Guard, events: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+    *, channels: ChannelRules | None = None,
 ) -> AsyncAnthropicGuardedStream:
     """Guard an async Anthropic Messages event stream (``await AsyncAnthropic().messages.create(..., stream=True)``)."""
-    return AsyncAnthropicGuardedStream(guard, events, prompt, on_block)
+    return AsyncAnthropicGuardedStream(guard, events, prompt, on_block, channels=channels)

@@ -32,7 +32,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, AsyncIterable, Iterable
 
-from guardkit.adapters._driver import ALL, Aligned, AsyncShapedStream, GuardBlock, Key, Read, ShapedStream, Shaper, get, replace, text_field
+from guardkit.adapters._driver import ChannelRules, ALL, Aligned, AsyncShapedStream, GuardBlock, Key, Read, ShapedStream, Shaper, get, replace, text_field
 from guardkit.streams import OnBlockMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -256,24 +256,34 @@ class ChatChunkShaper(Shaper[Any]):
 class OpenAIGuardedStream(ShapedStream[Any]):
     """Guarded chat-completion chunks; ``.verdict``, ``.blocked``, ``.blocks``, ``.released_text`` (choice 0) afterwards."""
 
-    def __init__(self, guard: Guard, chunks: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None) -> None:
-        super().__init__(guard, chunks, ChatChunkShaper(), prompt=prompt, on_block=on_block)
+    def __init__(
+        self, guard: Guard, chunks: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+        *, channels: ChannelRules | None = None,
+    ) -> None:
+        super().__init__(guard, chunks, ChatChunkShaper(), prompt=prompt, on_block=on_block, channels=channels)
 
 
 class AsyncOpenAIGuardedStream(AsyncShapedStream[Any]):
     """Async twin of :class:`OpenAIGuardedStream` (e.g. over an ``AsyncOpenAI`` stream)."""
 
-    def __init__(self, guard: Guard, chunks: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None) -> None:
-        super().__init__(guard, chunks, ChatChunkShaper(), prompt=prompt, on_block=on_block)
+    def __init__(
+        self, guard: Guard, chunks: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+        *, channels: ChannelRules | None = None,
+    ) -> None:
+        super().__init__(guard, chunks, ChatChunkShaper(), prompt=prompt, on_block=on_block, channels=channels)
 
 
-def guard_openai_stream(guard: Guard, chunks: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None) -> OpenAIGuardedStream:
+def guard_openai_stream(
+    guard: Guard, chunks: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+    *, channels: ChannelRules | None = None,
+) -> OpenAIGuardedStream:
     """Guard a sync chat-completion chunk stream (``client.chat.completions.create(stream=True)``)."""
-    return OpenAIGuardedStream(guard, chunks, prompt, on_block)
+    return OpenAIGuardedStream(guard, chunks, prompt, on_block, channels=channels)
 
 
 def aguard_openai_stream(
-    guard: Guard, chunks: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None
+    guard: Guard, chunks: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+    *, channels: ChannelRules | None = None,
 ) -> AsyncOpenAIGuardedStream:
     """Guard an async chat-completion chunk stream (``await AsyncOpenAI().chat.completions.create(stream=True)``)."""
-    return AsyncOpenAIGuardedStream(guard, chunks, prompt, on_block)
+    return AsyncOpenAIGuardedStream(guard, chunks, prompt, on_block, channels=channels)

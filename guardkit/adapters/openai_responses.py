@@ -37,7 +37,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, AsyncIterable, Iterable
 
-from guardkit.adapters._driver import Aligned, AsyncShapedStream, GuardBlock, Key, Read, ShapedStream, Shaper, get, replace, text_field
+from guardkit.adapters._driver import ChannelRules, Aligned, AsyncShapedStream, GuardBlock, Key, Read, ShapedStream, Shaper, get, replace, text_field
 from guardkit.streams import OnBlockMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -254,24 +254,34 @@ class ResponsesEventShaper(Shaper[Any]):
 class ResponsesGuardedStream(ShapedStream[Any]):
     """Guarded Responses events; ``.verdict``, ``.blocked``, ``.blocks``, ``.released_text`` (first output text) afterwards."""
 
-    def __init__(self, guard: Guard, events: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None) -> None:
-        super().__init__(guard, events, ResponsesEventShaper(), prompt=prompt, on_block=on_block)
+    def __init__(
+        self, guard: Guard, events: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+        *, channels: ChannelRules | None = None,
+    ) -> None:
+        super().__init__(guard, events, ResponsesEventShaper(), prompt=prompt, on_block=on_block, channels=channels)
 
 
 class AsyncResponsesGuardedStream(AsyncShapedStream[Any]):
     """Async twin of :class:`ResponsesGuardedStream` (e.g. over an ``AsyncOpenAI`` Responses stream)."""
 
-    def __init__(self, guard: Guard, events: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None) -> None:
-        super().__init__(guard, events, ResponsesEventShaper(), prompt=prompt, on_block=on_block)
+    def __init__(
+        self, guard: Guard, events: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+        *, channels: ChannelRules | None = None,
+    ) -> None:
+        super().__init__(guard, events, ResponsesEventShaper(), prompt=prompt, on_block=on_block, channels=channels)
 
 
-def guard_responses_stream(guard: Guard, events: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None) -> ResponsesGuardedStream:
+def guard_responses_stream(
+    guard: Guard, events: Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+    *, channels: ChannelRules | None = None,
+) -> ResponsesGuardedStream:
     """Guard a sync Responses event stream (``client.responses.create(..., stream=True)``)."""
-    return ResponsesGuardedStream(guard, events, prompt, on_block)
+    return ResponsesGuardedStream(guard, events, prompt, on_block, channels=channels)
 
 
 def aguard_responses_stream(
-    guard: Guard, events: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None
+    guard: Guard, events: AsyncIterable[Any] | Iterable[Any], prompt: str | None = None, on_block: OnBlockMode | None = None,
+    *, channels: ChannelRules | None = None,
 ) -> AsyncResponsesGuardedStream:
     """Guard an async Responses event stream (``await AsyncOpenAI().responses.create(..., stream=True)``)."""
-    return AsyncResponsesGuardedStream(guard, events, prompt, on_block)
+    return AsyncResponsesGuardedStream(guard, events, prompt, on_block, channels=channels)
