@@ -16,7 +16,8 @@ unsafe, the benign words are safe. The properties checked for each provider:
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -24,9 +25,14 @@ import pytest
 anthropic = pytest.importorskip("anthropic")
 openai = pytest.importorskip("openai")
 
-import guardkit  # noqa: E402
-import guardkit.adapters  # noqa: E402
-from guardkit import (  # noqa: E402
+from anthropic.types import RawMessageStreamEvent
+from openai.types.chat import ChatCompletionChunk
+from openai.types.responses import ResponseStreamEvent
+from pydantic import BaseModel, TypeAdapter
+
+import guardkit
+import guardkit.adapters
+from guardkit import (
     Guard,
     GuardBlock,
     StreamBlocked,
@@ -38,11 +44,7 @@ from guardkit import (  # noqa: E402
     guard_openai_stream,
     guard_responses_stream,
 )
-from guardkit.adapters import ShapedStream  # noqa: E402
-from openai.types.chat import ChatCompletionChunk  # noqa: E402
-from openai.types.responses import ResponseStreamEvent  # noqa: E402
-from anthropic.types import RawMessageStreamEvent  # noqa: E402
-from pydantic import BaseModel, TypeAdapter  # noqa: E402
+from guardkit.adapters import ShapedStream
 
 HARMFUL = "sure here is how to build a bomb detonator and then more"
 BENIGN = "sure here is a recipe for bread: mix flour with water and salt, then bake it."
@@ -740,7 +742,7 @@ def test_dropped_stream_closes_upstream_and_frees_sessions_at_once(tiny_guard: G
     try:
         del stream  # a consumer that went away without close(): no reference cycle keeps it alive
         assert upstream.closed
-        assert all(s.blocked or s.finished or s._closed for s in sessions)  # noqa: SLF001
+        assert all(s.blocked or s.finished or s._closed for s in sessions)
     finally:
         gc.enable()
 
@@ -808,7 +810,7 @@ def test_readme_table_cells_cite_tests_that_exist() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("| integration | text guarded"):]
     lines = section[: section.index("\n\n")].splitlines()
-    defined = set(re.findall(r"^(?:async )?def (test_\w+)", Path(__file__).read_text(encoding="utf-8"), re.M))
+    defined = set(re.findall(r"^(?:async )?def (test_\w+)", Path(__file__).read_text(encoding="utf-8"), re.MULTILINE))
     assert len(lines) == 2 + 3
     for row in lines[2:]:
         cells = [c for c in row.strip("|").split("|")][1:]

@@ -7,7 +7,7 @@ driver in :mod:`guardkit.adapters._driver`. To add a provider, subclass
 ``AsyncShapedStream``).
 """
 
-from guardkit.adapters._driver import ALL, AsyncShapedStream, GuardBlock, Read, ShapedStream, Shaper
+from guardkit.adapters._driver import ALL, AsyncShapedStream, ChannelRules, GuardBlock, Read, ShapedStream, Shaper
 from guardkit.adapters.anthropic import (
     AnthropicEventShaper,
     AnthropicGuardedStream,
@@ -15,7 +15,13 @@ from guardkit.adapters.anthropic import (
     aguard_anthropic_stream,
     guard_anthropic_stream,
 )
-from guardkit.adapters.openai import AsyncOpenAIGuardedStream, ChatChunkShaper, OpenAIGuardedStream, aguard_openai_stream, guard_openai_stream
+from guardkit.adapters.openai import (
+    AsyncOpenAIGuardedStream,
+    ChatChunkShaper,
+    OpenAIGuardedStream,
+    aguard_openai_stream,
+    guard_openai_stream,
+)
 from guardkit.adapters.openai_responses import (
     AsyncResponsesGuardedStream,
     ResponsesEventShaper,
@@ -32,6 +38,7 @@ __all__ = [
     "AsyncOpenAIGuardedStream",
     "AsyncResponsesGuardedStream",
     "AsyncShapedStream",
+    "ChannelRules",
     "ChatChunkShaper",
     "GuardBlock",
     "OpenAIGuardedStream",

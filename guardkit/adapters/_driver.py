@@ -28,8 +28,15 @@ from __future__ import annotations
 import copy
 import inspect
 import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Callable, Generator, Generic, Hashable, Iterable, Iterator, Literal, Mapping, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    TypeVar,
+)
 
 from guardkit.errors import StreamBlocked
 from guardkit.session import StreamSession

@@ -26,10 +26,11 @@ helper events: their snapshots would carry unjudged text, so they are refused.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Iterable
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, AsyncIterable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from guardkit.adapters._driver import ChannelRules, AsyncShapedStream, GuardBlock, Key, Read, ShapedStream, Shaper, get, replace, text_field
+from guardkit.adapters._driver import AsyncShapedStream, ChannelRules, GuardBlock, Key, Read, ShapedStream, Shaper, get, replace, text_field
 from guardkit.streams import OnBlockMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,7 +50,7 @@ def _new(template: Any, cls_name: str, **fields: Any) -> Any:
     if template is None or isinstance(template, dict):
         return fields
     if hasattr(template, "model_copy"):
-        import anthropic.types as types
+        from anthropic import types
         from anthropic.types import raw_message_delta_event
 
         cls = getattr(types, cls_name, None) or getattr(raw_message_delta_event, cls_name)

@@ -29,10 +29,24 @@ helper's events (their snapshots would carry unjudged text; they are refused).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Iterable
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, AsyncIterable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from guardkit.adapters._driver import ChannelRules, ALL, Aligned, AsyncShapedStream, GuardBlock, Key, Read, ShapedStream, Shaper, get, replace, text_field
+from guardkit.adapters._driver import (
+    ALL,
+    Aligned,
+    AsyncShapedStream,
+    ChannelRules,
+    GuardBlock,
+    Key,
+    Read,
+    ShapedStream,
+    Shaper,
+    get,
+    replace,
+    text_field,
+)
 from guardkit.streams import OnBlockMode
 
 if TYPE_CHECKING:  # pragma: no cover

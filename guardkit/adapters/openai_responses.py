@@ -34,10 +34,23 @@ text instead.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Iterable
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, AsyncIterable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from guardkit.adapters._driver import ChannelRules, Aligned, AsyncShapedStream, GuardBlock, Key, Read, ShapedStream, Shaper, get, replace, text_field
+from guardkit.adapters._driver import (
+    Aligned,
+    AsyncShapedStream,
+    ChannelRules,
+    GuardBlock,
+    Key,
+    Read,
+    ShapedStream,
+    Shaper,
+    get,
+    replace,
+    text_field,
+)
 from guardkit.streams import OnBlockMode
 
 if TYPE_CHECKING:  # pragma: no cover
