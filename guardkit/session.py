@@ -45,7 +45,7 @@ __all__ = ["StreamSession"]
 
 logger = logging.getLogger("guardkit")
 
-SLICE_CHARS = 4096  # a longer delta is judged in slices of this many characters, with a pause point between
+SLICE_CHARS = 2048  # a longer delta is judged in slices of this many characters, with a pause point between
 
 
 # what the session's generators yield: a model step to run (state, token ids, prompt head?),
