@@ -39,7 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
-from guardkit.errors import SchedulerClosedError
+from guardkit.errors import GuardConfigError, SchedulerClosedError
 from guardkit.model import KVState, StepOutput, StreamModel
 
 __all__ = ["BatchScheduler", "BatchStats"]
@@ -120,6 +120,15 @@ def _settle_on_loop(requests: list[_Request]) -> None:
             pass
 
 
+def _snapshot(views: dict[int, weakref.ref[KVState]]) -> list[weakref.ref[KVState]]:
+    """The dict's values, retried if a weakref callback (a state dying) changed it meanwhile."""
+    while True:
+        try:
+            return list(views.values())
+        except RuntimeError:  # pragma: no cover - "dictionary changed size during iteration"
+            continue
+
+
 def _own_rows(state: KVState) -> None:
     """Give a state copies of its rows instead of views of a whole batch's output.
 
@@ -146,7 +155,7 @@ class BatchScheduler:
         if max_delay_ms is None:
             max_delay_ms = max(20.0, max_wait_ms)
         if max_wait_ms < 0 or max_batch < 1 or max_delay_ms < max_wait_ms:
-            raise ValueError("max_wait_ms must be >= 0, max_batch >= 1 and max_delay_ms >= max_wait_ms")
+            raise GuardConfigError("max_wait_ms must be >= 0, max_batch >= 1 and max_delay_ms >= max_wait_ms")
         self.model = model
         self.max_wait = max_wait_ms / 1000.0
         self.max_delay = max_delay_ms / 1000.0
@@ -327,7 +336,7 @@ class BatchScheduler:
             if not self._views:
                 return
             held: dict[int, list[KVState]] = {}
-            for ref in list(self._views.values()):
+            for ref in _snapshot(self._views):
                 state = ref()
                 if state is not None and state.batch is not None:
                     held.setdefault(id(state.batch), []).append(state)

@@ -14,7 +14,7 @@ already handles those keeps working.
     ├── SessionLimitError                  too many live sessions for a model
     ├── SessionClosedError                 feed() after finish()/close()
     ├── SchedulerClosedError (RuntimeError) a step was sent to a closed batch scheduler
-    ├── GuardConfigError (ValueError)      contradictory Guard arguments (e.g. max_sessions with a loaded model)
+    ├── GuardConfigError (ValueError)      invalid or contradictory arguments (max_sessions with a loaded model, max_sessions=0, ...)
     └── StreamBlocked                      a guarded stream was blocked (on_block="raise")
 """
 
@@ -86,7 +86,7 @@ class SchedulerClosedError(GuardkitError, RuntimeError):
 
 
 class GuardConfigError(GuardkitError, ValueError):
-    """Guard arguments that contradict each other, e.g. ``max_sessions`` with an already loaded model."""
+    """Invalid or contradictory arguments, e.g. ``max_sessions`` given to a Guard with an already loaded model."""
 
 
 class StreamBlocked(GuardkitError):

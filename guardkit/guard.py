@@ -162,7 +162,7 @@ class Guard:
     def _on_block(self, on_block: Any) -> OnBlockMode:
         mode = on_block if on_block is not None else self.policy.on_block.mode
         if mode not in _ON_BLOCK:
-            raise ValueError(f"on_block must be 'replace' or 'raise', got {mode!r}")
+            raise GuardConfigError(f"on_block must be 'replace' or 'raise', got {mode!r}")
         return mode  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:

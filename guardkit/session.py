@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Generator, Sequence
 import numpy as np
 
 from guardkit.decision import Debouncer, TokenJudgement, judge, judge_prompt, unblocked_reason
-from guardkit.errors import SchedulerClosedError, SessionClosedError
+from guardkit.errors import GuardConfigError, SchedulerClosedError, SessionClosedError
 from guardkit.kvwindow import chunk_size, prompt_windows, reprefill_ids
 from guardkit.model import KVState, StepOutput
 from guardkit.policy import Policy
@@ -100,7 +100,7 @@ class StreamSession:
         if stepper is None:
             stepper = stepper_for(model, scheduler, executor)
         elif stepper.model is not model:
-            raise ValueError("the stepper serves another model")
+            raise GuardConfigError("the stepper serves another model")
         self.model = model
         self.policy = policy
         self.prompt = prompt

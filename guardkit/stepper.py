@@ -19,7 +19,7 @@ from collections import deque
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Sequence
 
-from guardkit.errors import SessionLimitError
+from guardkit.errors import GuardConfigError, SessionLimitError
 
 if TYPE_CHECKING:  # pragma: no cover
     from guardkit.batching import BatchScheduler
@@ -40,7 +40,7 @@ class SlotPool:
 
     def __init__(self, limit: int | None = None) -> None:
         if limit is not None and limit < 1:
-            raise ValueError(f"max_sessions must be >= 1, got {limit}")
+            raise GuardConfigError(f"max_sessions must be >= 1, got {limit}")
         self.limit = limit
         self._lock = threading.Lock()
         self._taken = 0
@@ -150,6 +150,6 @@ def stepper_for(model: StreamModel, scheduler: BatchScheduler | None = None, exe
     """The stepper for a session on ``model`` (through ``scheduler`` when batching)."""
     if scheduler is not None:
         if scheduler.model is not model:
-            raise ValueError("the batch scheduler serves another model")
+            raise GuardConfigError("the batch scheduler serves another model")
         return BatchedStepper(scheduler)
     return DirectStepper(model, executor)

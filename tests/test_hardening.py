@@ -470,3 +470,12 @@ def test_eval_records_the_judged_window_of_a_long_prompt(short_bundle: Path) -> 
     assert result.prompt_action[guard.policy.controversial] == "block"
     assert result.prompt_risk is not None and result.prompt_risk[2] == max(result.prompt_risk)
     assert guard.model.prompt_categories[result.prompt_category] == "violent"
+
+
+def test_bad_arguments_are_guardkit_errors(tiny_bundle: Path, tiny_guard: Guard) -> None:
+    with pytest.raises(GuardConfigError):
+        StreamModel(tiny_bundle, device="cpu", max_sessions=0)  # used to refuse every session, silently
+    with pytest.raises(GuardConfigError):
+        tiny_guard.stream(["hello"], on_block="explode")  # type: ignore[arg-type]
+    with pytest.raises(GuardConfigError):
+        Guard(tiny_bundle, batching=True, max_wait_ms=-1)
