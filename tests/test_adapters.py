@@ -523,6 +523,9 @@ async def test_anthropic_async_and_raise(tiny_guard: Guard) -> None:
     out = [e async for e in aguard_anthropic_stream(tiny_guard, agen(anthropic_objects(anthropic_dicts(HARMFUL))))]
     assert_clean(out)
     assert out[-2].delta.stop_reason == "refusal"
+    plain = Upstream(anthropic_objects(anthropic_dicts(BENIGN)))  # a plain (sync) iterable works too
+    out = [e async for e in aguard_anthropic_stream(tiny_guard, plain)]
+    assert _block_text(out, 1, "text") == BENIGN and out[-1].type == "message_stop"
     seen: list[Any] = []
     with pytest.raises(StreamBlocked):
         async for e in aguard_anthropic_stream(tiny_guard, agen(anthropic_dicts(HARMFUL)), on_block="raise"):
