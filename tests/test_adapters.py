@@ -879,5 +879,7 @@ def test_channel_rules(tiny_guard: Guard) -> None:
     stream = guard_responses_stream(tiny_guard, responses_dicts(BENIGN, args=HARMFUL_ARGS), channels={"tool_arguments": "pass"})
     out = list(stream)
     assert not stream.blocked and _text_of(out, "response.function_call_arguments") == HARMFUL_ARGS
-    with pytest.raises(ValueError, match="unknown channel"):
+    with pytest.raises(guardkit.GuardConfigError, match="unknown channel"):
         guard_openai_stream(tiny_guard, [], channels={"thoughts": "drop"})
+    with pytest.raises(guardkit.GuardConfigError, match="on_block"):
+        guard_anthropic_stream(tiny_guard, [], on_block="explode")  # type: ignore[arg-type]

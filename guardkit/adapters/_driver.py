@@ -38,7 +38,7 @@ from typing import (
     TypeVar,
 )
 
-from guardkit.errors import StreamBlocked
+from guardkit.errors import GuardConfigError, StreamBlocked
 from guardkit.session import StreamSession
 from guardkit.verdict import RISK_LEVELS, Blocked, Event, Flagged, Released, Retracted, Verdict
 
@@ -143,13 +143,13 @@ class _Core(Generic[T]):
     def __init__(self, guard: Guard, shaper: Shaper[T], prompt: str | None, on_block: str | None, channels: ChannelRules | None = None) -> None:
         mode = on_block if on_block is not None else guard.policy.on_block.mode
         if mode not in ("replace", "raise"):
-            raise ValueError(f"on_block must be 'replace' or 'raise', got {mode!r}")
+            raise GuardConfigError(f"on_block must be 'replace' or 'raise', got {mode!r}")
         self.guard = guard
         self._modes: dict[str, str] = {}
         self._guards: dict[str, Guard] = {}
         for channel, rule in (channels or {}).items():
             if channel not in _CHANNEL_NAMES:
-                raise ValueError(f"unknown channel {channel!r}; channels are {', '.join(_CHANNEL_NAMES)}")
+                raise GuardConfigError(f"unknown channel {channel!r}; channels are {', '.join(_CHANNEL_NAMES)}")
             if isinstance(rule, str) and rule in ("judge", "drop", "pass"):
                 self._modes[channel] = rule  # type: ignore[assignment]
             else:  # judged with its own policy (thresholds, categories, debounce ...)
