@@ -479,3 +479,63 @@ def test_bad_arguments_are_guardkit_errors(tiny_bundle: Path, tiny_guard: Guard)
         tiny_guard.stream(["hello"], on_block="explode")  # type: ignore[arg-type]
     with pytest.raises(GuardConfigError):
         Guard(tiny_bundle, batching=True, max_wait_ms=-1)
+
+
+@st.composite
+def _pieces_and_drop(draw: st.DrawFn) -> tuple[list[str], int, bool]:
+    vocabulary = list(SAFE_WORDS[:20]) + ["bomb", "detonator", "kill", "gamble"]
+    text = " ".join(draw(st.lists(st.sampled_from(vocabulary), min_size=1, max_size=30)))
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(text) - 1)), max_size=8)))
+    pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)]) if text[a:b]]
+    return pieces, draw(st.integers(0, 6)), draw(st.booleans())
+
+
+@given(_pieces_and_drop())
+def test_a_stream_dropped_at_any_point_frees_everything_at_once(tiny_bundle: Path, case: tuple[list[str], int, bool]) -> None:
+    """Whatever the text, split and drop point, an unclosed stream frees its slot and upstream when dropped (no GC)."""
+    pieces, take, use_async = case
+    guard = _capped_guard(tiny_bundle)
+    upstreams = Upstreams()
+
+    async def consume_async() -> None:
+        stream = guard.astream(upstreams.asyn(pieces), prompt="please help me")
+        async for i, _ in _aenumerate(stream):
+            if i >= take:
+                break
+
+    def consume_sync() -> None:
+        stream = guard.stream(upstreams.sync(pieces), prompt="please help me")
+        for i, _ in enumerate(stream):
+            if i >= take:
+                break
+
+    gc.disable()
+    try:
+        if use_async:
+            async def run() -> None:
+                await consume_async()
+                for _ in range(20):
+                    await asyncio.sleep(0)
+
+            asyncio.run(run())
+        else:
+            consume_sync()
+        assert guard.model.live_sessions == 0 and upstreams.open == 0
+    finally:
+        gc.enable()
+
+
+async def _aenumerate(stream: Any) -> AsyncIterator[tuple[int, str]]:
+    i = 0
+    async for item in stream:
+        yield i, item
+        i += 1
+
+
+_CAPPED: dict[Path, Guard] = {}
+
+
+def _capped_guard(bundle: Path) -> Guard:
+    if bundle not in _CAPPED:
+        _CAPPED[bundle] = Guard(bundle, max_sessions=1)
+    return _CAPPED[bundle]
