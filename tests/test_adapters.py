@@ -106,7 +106,10 @@ def prompt_guard(tiny_model: StreamModel) -> Guard:
 
 
 def test_public_names_resolve() -> None:
-    for module in (guardkit, guardkit.adapters):
+    import importlib
+
+    modules = [guardkit, guardkit.adapters] + [importlib.import_module(f"guardkit.adapters.{m}") for m in ("_driver", "openai", "openai_responses", "anthropic")]
+    for module in modules:
         assert len(module.__all__) == len(set(module.__all__))
         missing = [name for name in module.__all__ if not hasattr(module, name)]
         assert not missing, (module.__name__, missing)
