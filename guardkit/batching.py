@@ -30,14 +30,13 @@ wake-up per batch, so an async server needs no thread per stream.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
-
-import numpy as np
 
 from guardkit.errors import GuardConfigError, SchedulerClosedError
 from guardkit.model import KVState, StepOutput, StreamModel
@@ -118,6 +117,11 @@ def _settle_on_loop(requests: list[_Request]) -> None:
             loop.call_soon_threadsafe(_settle, waiting)
         except RuntimeError:  # that loop is closed: its tasks are gone
             pass
+
+
+def _forget(views: dict[int, weakref.ref[KVState]], key: int, _ref: object) -> None:
+    """A handed-out state died: drop its entry (a weakref callback; dict ops need no lock)."""
+    views.pop(key, None)
 
 
 def _snapshot(views: dict[int, weakref.ref[KVState]]) -> list[weakref.ref[KVState]]:
@@ -320,7 +324,8 @@ class BatchScheduler:
         with self._views_lock:
             for output in outputs:
                 if output.state.batch is not None:  # dict ops are atomic: the callback needs no lock
-                    views[id(output.state)] = weakref.ref(output.state, lambda _, key=id(output.state): views.pop(key, None))
+                    key = id(output.state)
+                    views[key] = weakref.ref(output.state, functools.partial(_forget, views, key))
         for request, output in zip(batch, outputs):
             request.finish(output)
 

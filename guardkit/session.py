@@ -60,7 +60,7 @@ def _worse(a: TokenJudgement | None, b: TokenJudgement) -> TokenJudgement:
     """The more severe prompt judgement (action, then level, then unsafe score); ``a`` on ties."""
     if a is None:
         return b
-    key = lambda j: (_SEVERITY[j.action], RISK_LEVELS.index(j.level), j.scores[2])  # noqa: E731
+    key = lambda j: (_SEVERITY[j.action], RISK_LEVELS.index(j.level), j.scores[2])
     return b if key(b) > key(a) else a
 
 

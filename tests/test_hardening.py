@@ -11,10 +11,10 @@ from typing import Any, AsyncIterator, Iterator
 
 import numpy as np
 import pytest
+from gk_helpers import same_verdict
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gk_helpers import same_verdict
 from guardkit import Guard, GuardConfigError, GuardkitError, SchedulerClosedError, SessionLimitError, StreamModel
 from guardkit.policy import policy_from_dict
 from guardkit.session import SLICE_CHARS, StreamSession
