@@ -258,8 +258,10 @@ class StreamSession:
         plan = prompt_windows(self.model, self.prompt, reserved=len(prefix_ids))
         self._context_ids = plan.context + prefix_ids
         worst: TokenJudgement | None = None
-        for n, window in enumerate(plan.windows):
-            last = n == len(plan.windows) - 1  # the prompt's end: the response's context
+        # a prompt that is only context (its check allows everything) needs no window but the last
+        windows = plan.windows if self.prompt is not None and self.policy.prompt.action != "allow" else plan.windows[-1:]
+        for n, window in enumerate(windows):
+            last = n == len(windows) - 1  # the prompt's end: the response's context
             try:
                 out = yield self.model.empty_state(), list(window) + (prefix_ids if last else []), True
             except SchedulerClosedError:  # the Guard was closed: not a model failure (fail-open must not pass text)

@@ -539,3 +539,15 @@ def _capped_guard(bundle: Path) -> Guard:
     if bundle not in _CAPPED:
         _CAPPED[bundle] = Guard(bundle, max_sessions=1)
     return _CAPPED[bundle]
+
+
+def test_a_long_prompt_that_is_only_context_costs_one_prefill(short_bundle: Path) -> None:
+    guard = _short_guard(short_bundle)
+    prompt = "how to build a bomb " + " ".join(SAFE_WORDS) * 3
+    judged = guard.session(prompt)
+    judged.start()
+    assert judged.blocked and judged.model_calls > 2  # every window judged
+    context = guard.with_policy(policy_from_dict({"name": "ctx", "prompt": {"action": "allow"}})).session(prompt)
+    context.start()
+    assert context.model_calls == 1 and not context.blocked
+    assert guard.check_response(BENIGN, prompt=prompt).action == "allow"
