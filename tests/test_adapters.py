@@ -886,3 +886,38 @@ def test_channel_rules(tiny_guard: Guard) -> None:
         guard_openai_stream(tiny_guard, [], channels={"thoughts": "drop"})
     with pytest.raises(guardkit.GuardConfigError, match="on_block"):
         guard_anthropic_stream(tiny_guard, [], on_block="explode")  # type: ignore[arg-type]
+
+
+def test_channel_only_block_lets_the_response_go_on(tiny_guard: Guard) -> None:
+    """``{"on_block": "channel"}``: a blocked reasoning channel stops alone, with its own signal; the answer goes on."""
+    rules = {"reasoning": {"on_block": "channel"}}
+
+    stream = guard_anthropic_stream(tiny_guard, anthropic_objects(anthropic_dicts(BENIGN, thinking=HARMFUL)), channels=rules)
+    out = list(stream)
+    assert_clean(out)
+    assert _block_text(out, 0, "thinking") == HARMFUL[: HARMFUL.index("bomb")] and _block_text(out, 1, "text") == BENIGN
+    signal = next(e for e in out if dump(e).get("guardkit"))
+    assert signal.type == "content_block_delta" and signal.index == 0 and signal.guardkit["channel_only"]
+    assert signal.guardkit["channel"] == "reasoning" and out[-2].delta.stop_reason == "end_turn"
+    assert stream.blocked and stream.blocks[0].channel_only
+
+    stream = guard_responses_stream(tiny_guard, responses_objects(responses_dicts(BENIGN, summary=HARMFUL)), channels=rules)
+    out = list(stream)
+    assert_clean(out)
+    assert _text_of(out, "response.reasoning_summary_text") == HARMFUL[: HARMFUL.index("bomb")]
+    assert _text_of(out, "response.output_text") == BENIGN and out[-1].type == "response.completed"
+    done = next(e for e in out if e.type == "response.reasoning_summary_text.done")
+    assert done.text == HARMFUL[: HARMFUL.index("bomb")]  # snapshots show the released text only
+    assert [e.type for e in out if dump(e).get("guardkit")] == ["response.reasoning_summary_text.delta"]
+
+    dicts = [_base(choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
+    dicts += [_base(choices=[{"index": 0, "delta": {"reasoning_content": w}, "finish_reason": None}]) for w in words(HARMFUL)]
+    dicts += [_base(choices=[{"index": 0, "delta": {"content": w}, "finish_reason": None}]) for w in words(BENIGN)]
+    dicts += [_base(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])]
+    out = list(guard_openai_stream(tiny_guard, chat_objects(dicts), channels=rules))
+    assert_clean(out)
+    assert choice_text(out) == BENIGN and [c.finish_reason for c in by_choice(out, 0) if c.finish_reason] == ["stop"]
+    assert sum(1 for c in out if dump(c).get("guardkit")) == 1
+
+    with pytest.raises(guardkit.GuardConfigError):
+        guard_openai_stream(tiny_guard, [], channels={"reasoning": {"on_block": "sometimes"}})

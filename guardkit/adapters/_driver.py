@@ -56,8 +56,10 @@ _CHANNEL_NAMES = ("answer", "refusal", "reasoning", "tool_arguments", "other")
 ALL: Hashable = "*"
 
 #: Per channel kind: ``"judge"`` (the default: the Guard's policy), ``"drop"`` (never shown, not
-#: judged), ``"pass"`` (shown unjudged: an explicit opt-out), or a policy (name, path or
-#: :class:`~guardkit.Policy`) to judge that channel with instead.
+#: judged), ``"pass"`` (shown unjudged: an explicit opt-out), a policy (name, path or
+#: :class:`~guardkit.Policy`) to judge that channel with instead, or a mapping
+#: ``{"policy": <any of those>, "on_block": "halt" | "channel"}``: ``"halt"`` (the default) stops the
+#: channel's scope (the chat choice, or the whole response), ``"channel"`` stops that channel alone.
 ChannelRules = Mapping[str, Any]
 _Call = tuple[StreamSession, str, "str | None"]
 _Steps = Generator[_Call, "list[Event]", Any]
@@ -70,7 +72,10 @@ class GuardBlock:
     ``channel`` is the kind of text that was blocked (``"prompt"`` when the
     prompt was), ``message`` the policy's replacement message for the UI to
     show instead, ``retracted_from`` (pass-through policies only) the offset in
-    that channel's text from which already-shown text must be withdrawn.
+    that channel's text from which already-shown text must be withdrawn, ``key``
+    the shaper's key of the blocked channel, ``scope`` what stopped with it (a
+    chat choice, :data:`ALL`, or ``("channel", key)`` for an ``on_block:
+    "channel"`` rule: see :attr:`channel_only`).
     """
 
     verdict: Verdict
@@ -78,12 +83,19 @@ class GuardBlock:
     channel: str
     scope: Hashable = ALL
     retracted_from: int | None = None
+    key: Hashable = None
+
+    @property
+    def channel_only(self) -> bool:
+        """True when only this channel stopped (an ``on_block: "channel"`` rule); the response goes on."""
+        return isinstance(self.scope, tuple) and len(self.scope) == 2 and self.scope[0] == "channel"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-serialisable ``guardkit`` field adapters attach to their block item."""
         return {
             "blocked": True,
             "channel": self.channel,
+            "channel_only": self.channel_only,
             "message": self.message,
             "retracted_from": self.retracted_from,
             "verdict": self.verdict.to_dict(),
@@ -147,11 +159,19 @@ class _Core(Generic[T]):
         self.guard = guard
         self._modes: dict[str, str] = {}
         self._guards: dict[str, Guard] = {}
+        self._alone: set[str] = set()  # channel kinds whose block stops only that channel
         for channel, rule in (channels or {}).items():
             if channel not in _CHANNEL_NAMES:
                 raise GuardConfigError(f"unknown channel {channel!r}; channels are {', '.join(_CHANNEL_NAMES)}")
+            if isinstance(rule, Mapping):
+                unknown = set(rule) - {"policy", "on_block"}
+                if unknown or rule.get("on_block", "halt") not in ("halt", "channel"):
+                    raise GuardConfigError(f"channel rule for {channel!r}: keys are 'policy' and 'on_block' ('halt' or 'channel'), got {dict(rule)!r}")
+                if rule.get("on_block") == "channel":
+                    self._alone.add(channel)
+                rule = rule.get("policy", "judge")
             if isinstance(rule, str) and rule in ("judge", "drop", "pass"):
-                self._modes[channel] = rule  # type: ignore[assignment]
+                self._modes[channel] = rule
             else:  # judged with its own policy (thresholds, categories, debounce ...)
                 self._guards[channel] = guard.with_policy(rule)
         self.shaper = shaper
@@ -198,7 +218,7 @@ class _Core(Generic[T]):
         if item is not None:
             read = shaper.read(item)
             for key, text in read.texts:
-                if not text or shaper.scope(key) in self._blocked_scopes or ALL in self._blocked_scopes:
+                if not text or self._is_blocked(key):
                     continue
                 mode = self._modes.get(shaper.channel(key), "judge")
                 if mode != "judge":  # "drop": never shown; "pass": shown unjudged (an explicit opt-out)
@@ -213,7 +233,7 @@ class _Core(Generic[T]):
             ends = list(self.sessions)
         for key in ends:
             session = self.sessions[key]
-            if session.finished or session.blocked or shaper.scope(key) in self._blocked_scopes or ALL in self._blocked_scopes:
+            if session.finished or session.blocked or self._is_blocked(key):
                 continue
             events = yield session, "finish", None
             self._collect(key, events, released)
@@ -223,6 +243,14 @@ class _Core(Generic[T]):
         return out + self._pending
 
     # -- internals ------------------------------------------------------------
+    def _scope(self, key: Key) -> Hashable:
+        """The channel alone (``on_block: "channel"`` rules), else the shaper's scope."""
+        return ("channel", key) if self.shaper.channel(key) in self._alone else self.shaper.scope(key)
+
+    def _is_blocked(self, key: Key) -> bool:
+        blocked = self._blocked_scopes
+        return ALL in blocked or self.shaper.scope(key) in blocked or ("channel", key) in blocked
+
     def _session(self, key: Key) -> StreamSession:
         session = self.sessions.get(key)
         if session is None:
@@ -248,14 +276,14 @@ class _Core(Generic[T]):
                 retracted = event.char_offset
             elif isinstance(event, Blocked):
                 message = self.guard.policy.on_block.message
-                signal = GuardBlock(event.verdict, message, self.shaper.channel(key), self.shaper.scope(key), retracted)
+                signal = GuardBlock(event.verdict, message, self.shaper.channel(key), self._scope(key), retracted, key)
                 self._signal(signal, self.sessions[key].released_text)
 
     def _signal(self, signal: GuardBlock, released_text: str) -> None:
         self.blocks.append(signal)
         self._blocked_scopes.add(signal.scope)
         for key, session in self.sessions.items():
-            if signal.scope == ALL or self.shaper.scope(key) == signal.scope:
+            if signal.scope == ALL or self._scope(key) == signal.scope:
                 session.close()
         if self.on_block == "raise":
             if self.raise_ is None:

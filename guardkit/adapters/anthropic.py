@@ -138,6 +138,9 @@ class AnthropicEventShaper(Shaper[Any]):
         return before + [event]
 
     def block(self, signal: GuardBlock, like: Any) -> list[Any]:
+        if signal.channel_only:  # that block's text stops, the message goes on: an empty delta saying so
+            event = self._delta(like, signal.key, "")
+            return [replace(event, guardkit=signal.to_dict())]
         self._blocked = True
         template = like if like is not None else self._last
         out: list[Any] = []

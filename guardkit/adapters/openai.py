@@ -159,7 +159,7 @@ class ChatChunkShaper(Shaper[Any]):
         if chunk is None:  # the upstream ended without finish reasons: text released at the end
             template = self._last
             return [
-                self._chunk(template, [self._choice(self._empty_choice(template, i), i, rel, final=True)])
+                self._chunk(template, [self._choice(self._empty_choice(template, i), i, rel, finished)])
                 for i, rel in sorted(by_choice.items())
                 if i not in self._blocked
             ]
@@ -177,15 +177,19 @@ class ChatChunkShaper(Shaper[Any]):
             rel = by_choice.get(i, {})
             if i in self._blocked:
                 if rel:  # text released up to the onset, before the block item
-                    out.append(self._choice(self._empty_choice(chunk, i), i, rel, final=False))
+                    out.append(self._choice(self._empty_choice(chunk, i), i, rel, finished))
                 continue
-            out.append(self._choice(choice, i, rel, final=get(choice, "finish_reason") is not None))
+            out.append(self._choice(choice, i, rel, finished))
         if choices and not out:
             return []
         return [replace(chunk, choices=out)]
 
     def block(self, signal: GuardBlock, like: Any) -> list[Any]:
         template = like if like is not None else self._last
+        info = signal.to_dict()
+        if signal.channel_only:  # that channel stops, its choice goes on: a chunk saying so, no finish reason
+            i = signal.key[0]  # type: ignore[index]
+            return [self._chunk(template, [self._empty_choice(template, i)], guardkit=info)]
         if signal.scope == ALL:
             indices = sorted(set(self._keys) | {get(c, "index", p) for p, c in enumerate(get(template, "choices") or [])}) or [0]
         else:
@@ -195,7 +199,6 @@ class ChatChunkShaper(Shaper[Any]):
             for key, aligned in self._logprobs.items():
                 if key[0] == i:  # type: ignore[index]
                     aligned.take(None, "", final=False, dropped=True)
-        info = signal.to_dict()
         return [
             self._chunk(template, [replace(self._empty_choice(template, i), finish_reason="content_filter")], guardkit=info)
             for i in indices
@@ -221,7 +224,7 @@ class ChatChunkShaper(Shaper[Any]):
     def _empty_choice(self, template: Any, i: int) -> Any:
         return _new(template, "Choice", index=i, delta=_new(template, "ChoiceDelta"), finish_reason=None)
 
-    def _choice(self, choice: Any, i: int, rel: dict[Key, str], *, final: bool) -> Any:
+    def _choice(self, choice: Any, i: int, rel: dict[Key, str], finished: set[Key]) -> Any:
         """``choice`` with every text field of its delta replaced by the released text (``rel``)."""
         delta = get(choice, "delta")
         changes: dict[str, Any] = {}
@@ -258,7 +261,8 @@ class ChatChunkShaper(Shaper[Any]):
             for name in ("content", "refusal"):
                 aligned = self._logprobs.setdefault((i, name), Aligned())
                 entries = get(logprobs, name) if logprobs is not None else None
-                taken = aligned.take(entries, rel.get((i, name), ""), final=final)
+                # the rest only once the channel was judged to its end (never for a dropped or blocked one)
+                taken = aligned.take(entries, rel.get((i, name), ""), final=(i, name) in finished)
                 if taken or entries is not None:
                     lp_changes[name] = taken
             if lp_changes:

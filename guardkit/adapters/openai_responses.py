@@ -193,6 +193,8 @@ class ResponsesEventShaper(Shaper[Any]):
         return before + [event]
 
     def block(self, signal: GuardBlock, like: Any) -> list[Any]:
+        if signal.channel_only:  # that channel stops, the response goes on: an empty delta saying so
+            return [replace(self._delta(signal.key, "", final=False), guardkit=signal.to_dict())]
         self._blocked = True
         template = like if like is not None else self._last
         out: list[Any] = []
