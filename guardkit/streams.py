@@ -196,9 +196,11 @@ def _run(core: _Core) -> Iterator[str]:
             core.close_upstream()
             yield core.blocked_outcome(blocked)
     finally:
-        if not core.upstream_exhausted:
-            core.close_upstream()
-        session.close()
+        try:
+            if not core.upstream_exhausted:
+                core.close_upstream()
+        finally:
+            session.close()  # even if closing the upstream raised
 
 
 def _text(core: _Core, chunk: Any) -> str:
@@ -285,9 +287,11 @@ async def _arun(core: _Core) -> AsyncIterator[str]:
             await core.aclose_upstream()
             yield core.blocked_outcome(blocked)
     finally:
-        if not core.upstream_exhausted:
-            await core.aclose_upstream()
-        session.close()
+        try:
+            if not core.upstream_exhausted:
+                await core.aclose_upstream()
+        finally:
+            session.close()  # even if closing the upstream raised
 
 
 def _sync_next(iterator: Iterator[Any]) -> Callable[[], Any]:

@@ -551,3 +551,20 @@ def test_a_long_prompt_that_is_only_context_costs_one_prefill(short_bundle: Path
     context.start()
     assert context.model_calls == 1 and not context.blocked
     assert guard.check_response(BENIGN, prompt=prompt).action == "allow"
+
+
+def test_an_upstream_whose_close_raises_still_frees_the_session(tiny_bundle: Path) -> None:
+    guard = _capped_guard(tiny_bundle)
+
+    class Broken:
+        def __iter__(self) -> Iterator[str]:
+            return iter(words(BENIGN))
+
+        def close(self) -> None:
+            raise OSError("socket already gone")
+
+    stream = guard.stream(Broken())
+    next(stream)
+    with pytest.raises(OSError):
+        stream.close()
+    assert guard.model.live_sessions == 0
