@@ -919,5 +919,8 @@ def test_channel_only_block_lets_the_response_go_on(tiny_guard: Guard) -> None:
     assert choice_text(out) == BENIGN and [c.finish_reason for c in by_choice(out, 0) if c.finish_reason] == ["stop"]
     assert sum(1 for c in out if dump(c).get("guardkit")) == 1
 
+    # on_block="raise" raises for blocks that end a response, not for a channel that stops alone
+    out = list(guard_openai_stream(tiny_guard, chat_objects(dicts), channels=rules, on_block="raise"))
+    assert choice_text(out) == BENIGN
     with pytest.raises(guardkit.GuardConfigError):
         guard_openai_stream(tiny_guard, [], channels={"reasoning": {"on_block": "sometimes"}})

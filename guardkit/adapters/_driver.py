@@ -285,7 +285,7 @@ class _Core(Generic[T]):
         for key, session in self.sessions.items():
             if signal.scope == ALL or self._scope(key) == signal.scope:
                 session.close()
-        if self.on_block == "raise":
+        if self.on_block == "raise" and not signal.channel_only:  # a channel-only block never ends the response
             if self.raise_ is None:
                 self.raise_ = StreamBlocked(signal.verdict, released_text)
             self.shaper.block(signal, None)  # the shaper must still drop the scope's text
