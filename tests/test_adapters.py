@@ -924,3 +924,17 @@ def test_channel_only_block_lets_the_response_go_on(tiny_guard: Guard) -> None:
     assert choice_text(out) == BENIGN
     with pytest.raises(guardkit.GuardConfigError):
         guard_openai_stream(tiny_guard, [], channels={"reasoning": {"on_block": "sometimes"}})
+
+
+def test_chat_choices_sharing_chunks(tiny_guard: Guard) -> None:
+    """Servers that put every choice in each chunk: the blocked choice leaves the chunks, the other stays whole."""
+    a, b = words(BENIGN), words(HARMFUL)
+    dicts = [_base(choices=[{"index": i, "delta": {"content": ws[j]}, "finish_reason": None} for i, ws in enumerate((a, b)) if j < len(ws)])
+             for j in range(max(len(a), len(b)))]
+    dicts.append(_base(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}, {"index": 1, "delta": {}, "finish_reason": "stop"}]))
+    stream = guard_openai_stream(tiny_guard, chat_objects(dicts))
+    out = list(stream)
+    assert_clean(out)
+    assert choice_text(out, 0) == BENIGN and by_choice(out, 0)[-1].finish_reason == "stop"
+    assert choice_text(out, 1) == HARMFUL[: HARMFUL.index("bomb")]
+    assert [c.finish_reason for c in by_choice(out, 1) if c.finish_reason] == ["content_filter"]
