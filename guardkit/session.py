@@ -22,15 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections import deque
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Generator, Sequence
+from typing import TYPE_CHECKING, Generator
 
 import numpy as np
 
 from guardkit.decision import Debouncer, TokenJudgement, judge, judge_prompt, unblocked_reason
 from guardkit.errors import GuardConfigError, SchedulerClosedError, SessionClosedError
-from guardkit.kvwindow import chunk_size, prompt_windows, reprefill_ids
+from guardkit.kvwindow import KVWindow, StepRequest, chunk_size, prompt_windows
 from guardkit.model import KVState, StepOutput
 from guardkit.policy import Policy
 from guardkit.retokenizer import GuardToken, IncrementalRetokenizer
@@ -50,8 +49,7 @@ SLICE_CHARS = 2048  # a longer delta is judged in slices of this many characters
 
 # what the session's generators yield: a model step to run (state, token ids, prompt head?),
 # or None: a pause point where an async driver lets the event loop run
-_StepRequest = tuple[KVState, Sequence[int], bool]
-_Steps = Generator["_StepRequest | None", "StepOutput | None", list[Event]]
+_Steps = Generator["StepRequest | None", "StepOutput | None", list[Event]]
 
 _SEVERITY = {"allow": 0, "flag": 1, "halt": 2}
 
@@ -112,9 +110,7 @@ class StreamSession:
         self._retok = IncrementalRetokenizer(model.tokenizer)
         self._debounce = Debouncer(policy.debounce.rule, policy.debounce.count)
         self._tokens: list[GuardToken] = []
-        self._state: KVState | None = None
-        self._context_ids: list[int] = []  # rendered prompt + response prefix
-        self._recent_ids: deque[int] = deque(maxlen=policy.long_stream.window_tokens)  # for re-prefills
+        self._kv = KVWindow(model, policy.long_stream.window_tokens)  # the model positions: state, context, re-prefills
         self._released = 0
         self._started = False
         self._finished = False
@@ -126,14 +122,26 @@ class StreamSession:
         self.prompt_verdict: Verdict | None = None
         self.prompt_risk: np.ndarray | None = None  # the judged (worst) prompt window's (safe, controversial, unsafe)
         self.prompt_category_index = -1  # that window's most likely prompt category (-1: none)
-        self.model_calls = 0
-        self.reprefills = 0
         self.unjudged_tokens = 0  # tokens that passed unjudged because their step failed under failure_mode "open"
         self._chunk = chunk_size(model.max_positions)
 
     @property
     def stepper(self) -> Stepper:
         return self._stepper
+
+    @property
+    def model_calls(self) -> int:
+        """Model steps run so far (prompt windows, response chunks, re-prefills)."""
+        return self._kv.model_calls
+
+    @property
+    def reprefills(self) -> int:
+        """Times the state was rebuilt from the prompt and recent response (long outputs)."""
+        return self._kv.reprefills
+
+    @property
+    def _state(self) -> KVState | None:
+        return self._kv.state
 
     @property
     def executor(self) -> Executor | None:
@@ -256,21 +264,20 @@ class StreamSession:
         self._started = True
         prefix_ids = self.model.response_prefix_ids()
         plan = prompt_windows(self.model, self.prompt, reserved=len(prefix_ids))
-        self._context_ids = plan.context + prefix_ids
+        self._kv.context_ids = plan.context + prefix_ids
         worst: TokenJudgement | None = None
         # a prompt that is only context (its check allows everything) needs no window but the last
         windows = plan.windows if self.prompt is not None and self.policy.prompt.action != "allow" else plan.windows[-1:]
         for n, window in enumerate(windows):
             last = n == len(windows) - 1  # the prompt's end: the response's context
             try:
-                out = yield self.model.empty_state(), list(window) + (prefix_ids if last else []), True
+                out = yield from self._kv.prefill(list(window) + (prefix_ids if last else []), prompt_head=True)
             except SchedulerClosedError:  # the Guard was closed: not a model failure (fail-open must not pass text)
                 raise
             except Exception as exc:  # noqa: BLE001 - the policy decides what a model failure means
                 return self._model_failed(exc)
-            self.model_calls += 1
             if last:
-                self._state = out.state
+                self._kv.state = out.state
             if self.prompt is not None and out.prompt_risk is not None:
                 row = len(window) - 1
                 category = out.prompt_category[row] if out.prompt_category is not None else None
@@ -343,7 +350,7 @@ class StreamSession:
 
     # -- internals -------------------------------------------------------
     def _drop_state(self) -> None:
-        self._state = None
+        self._kv.drop()
         self._finalizer()  # the stepper gives the slot (and batch registration) back, once
 
     def _judge(self, tokens: list[GuardToken]) -> _Steps:
@@ -353,7 +360,7 @@ class StreamSession:
                 break
             chunk = tokens[begin : begin + self._chunk]
             try:
-                out = yield from self._score(chunk)
+                out = yield from self._kv.score([t.id for t in chunk])
             except SchedulerClosedError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -370,42 +377,6 @@ class StreamSession:
             self._tokens.append(token)
             self._debounce.push(index, False)
         self.unjudged_tokens += len(chunk)
-
-    def _score(self, chunk: list[GuardToken]) -> Generator[_StepRequest, StepOutput, StepOutput]:
-        """Score a chunk, re-prefilling exactly when the state is full.
-
-        The re-prefill points depend only on how many tokens were scored, never
-        on how the text arrived, so long streams stay chunking-invariant. With
-        no state (the prompt's step failed open), the state is rebuilt first.
-        """
-        ids = [t.id for t in chunk]
-        parts: list[StepOutput] = []
-        begin = 0
-        while begin < len(ids):
-            if self._state is None or self._state.length >= self.model.max_positions:
-                yield from self._reprefill()
-                assert self._state is not None
-            part = ids[begin : begin + self.model.max_positions - self._state.length]
-            out = yield self._state, part, False
-            self.model_calls += 1
-            self._state = out.state
-            self._recent_ids.extend(part)
-            parts.append(out)
-            begin += len(part)
-        if len(parts) == 1:
-            return parts[0]
-        return StepOutput(
-            risk=np.concatenate([p.risk for p in parts]), category=np.concatenate([p.category for p in parts]),
-            prompt_risk=None, prompt_category=None, state=self._state,
-        )
-
-    def _reprefill(self) -> Generator[_StepRequest, StepOutput, None]:
-        """Long outputs: restart the state from the prompt plus a recent window of the response (see kvwindow)."""
-        ids = reprefill_ids(self._context_ids, self._recent_ids, self.model.max_positions, self.policy.long_stream.window_tokens)
-        out = yield self.model.empty_state(), ids, False
-        self.model_calls += 1
-        self.reprefills += 1
-        self._state = out.state
 
     def _apply(self, chunk: list[GuardToken], out: StepOutput) -> list[Event]:
         events: list[Event] = []
