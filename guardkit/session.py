@@ -287,6 +287,8 @@ class StreamSession:
                     has_categories = category is not None and len(category) > 0
                     self.prompt_category_index = int(np.argmax(category)) if has_categories else -1
                 worst = _worse(worst, j)
+                if worst.action == "halt":  # blocked: the later windows cannot change that
+                    break
         if worst is None:
             return []
         j = worst
