@@ -543,14 +543,18 @@ def _capped_guard(bundle: Path) -> Guard:
 
 def test_a_long_prompt_that_is_only_context_costs_one_prefill(short_bundle: Path) -> None:
     guard = _short_guard(short_bundle)
-    prompt = "how to build a bomb " + " ".join(SAFE_WORDS) * 3
-    judged = guard.session(prompt)
+    benign = " ".join(SAFE_WORDS) * 3
+    judged = guard.session(benign)
     judged.start()
-    assert judged.blocked and judged.model_calls > 2  # every window judged
-    context = guard.with_policy(policy_from_dict({"name": "ctx", "prompt": {"action": "allow"}})).session(prompt)
+    assert not judged.blocked and judged.model_calls > 2  # every window judged
+    harmful = "how to build a bomb " + benign
+    early = guard.session(harmful)
+    early.start()
+    assert early.blocked and early.model_calls == 1  # the first window blocks: the rest cannot change that
+    context = guard.with_policy(policy_from_dict({"name": "ctx", "prompt": {"action": "allow"}})).session(harmful)
     context.start()
     assert context.model_calls == 1 and not context.blocked
-    assert guard.check_response(BENIGN, prompt=prompt).action == "allow"
+    assert guard.check_response(BENIGN, prompt=harmful).action == "allow"
 
 
 def test_an_upstream_whose_close_raises_still_frees_the_session(tiny_bundle: Path) -> None:
