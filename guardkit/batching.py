@@ -19,8 +19,9 @@ bad session cannot fail the others; a step that fails alone is not retried
 
 A session's state after a batched step is a view of that batch's output. Once
 at most half of a batch's rows are still held (the others finished or moved
-on), the states still holding it get copies of their own rows, so an idle
-session left over from a big batch keeps its own KV cache alive, not the batch's.
+on to a later batch), the states still holding it get copies of their own rows
+(checked after every batch and whenever a session leaves), so an idle session
+left over from a big batch keeps its own KV cache alive, not the batch's.
 
 Threads call :meth:`BatchScheduler.step` and block; asyncio tasks await
 :meth:`BatchScheduler.astep`, whose results come back to their event loop in one
@@ -283,11 +284,11 @@ class BatchScheduler:
             batch = self._take_batch()
             if batch is None:
                 return
-            stepped = {id(r.state) for r in batch}
             if batch:
                 self._run(batch)
+            else:  # woken by departures: states left idle may now hold a mostly dead batch
+                self._compact_views()
             del batch  # hold no request (nor the states in it) while waiting for the next batch
-            self._compact_views(skip=stepped)
 
     def _count(self, size: int) -> None:
         """Record a batch of ``size`` steps (called with the lock held)."""
@@ -297,8 +298,12 @@ class BatchScheduler:
         self.stats.sizes[size] = self.stats.sizes.get(size, 0) + 1
 
     def _run(self, batch: list[_Request]) -> None:
+        stepped = {id(r.state) for r in batch}
         try:
             self._run_batch(batch)
+            # before async callers get their results: a session left out of this batch
+            # holds its own rows from now on if its batch is mostly gone
+            self._compact_views(skip=stepped)
         finally:
             _settle_on_loop(batch)
 
@@ -347,11 +352,10 @@ class BatchScheduler:
                     held.setdefault(id(state.batch), []).append(state)
             for states in held.values():
                 rows = states[0].batch.arrays[0].shape[0]  # type: ignore[union-attr]
-                if len(states) * 2 > rows:
+                kept = [state for state in states if id(state) not in skip]  # the stepped ones are on their way out
+                if len(kept) * 2 > rows:
                     continue
-                for state in states:
-                    if id(state) in skip:
-                        continue
+                for state in kept:
                     _own_rows(state)
                     self._views.pop(id(state), None)
 

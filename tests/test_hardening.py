@@ -572,3 +572,20 @@ def test_an_upstream_whose_close_raises_still_frees_the_session(tiny_bundle: Pat
     with pytest.raises(OSError):
         stream.close()
     assert guard.model.live_sessions == 0
+
+
+async def test_an_idle_session_keeps_only_its_rows_while_the_others_go_on(tiny_bundle: Path) -> None:
+    guard = Guard(tiny_bundle, batching=True, max_wait_ms=100, max_delay_ms=5000)  # the busy batch waits out one gap
+    try:
+        sessions = [guard.session("please help me") for _ in range(8)]
+        await asyncio.gather(*(s.astart() for s in sessions))
+        await asyncio.gather(*(s.afeed("sure here is the ") for s in sessions))
+        holder = sessions[0]._state.batch  # type: ignore[union-attr]
+        idle, busy = sessions[0], sessions[1:]
+        assert holder is not None and idle._state.batch is holder  # type: ignore[union-attr]
+        await asyncio.gather(*(s.afeed("recipe for bread ") for s in busy))  # one batch without the idle session
+        assert all(s._state.batch is not holder for s in busy)  # type: ignore[union-attr]
+        assert idle._state is not None and idle._state.batch is None
+        assert not any(np.shares_memory(a, b) for a, b in zip(idle._state.arrays, holder.arrays))
+    finally:
+        guard.close()
