@@ -15,6 +15,7 @@ upstream and the session (freeing its slot).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import weakref
 from concurrent.futures import Executor
@@ -53,6 +54,7 @@ class _Core:
         self.retracted_from: int | None = None
         self.upstream_exhausted = False
         self.upstream: Any = None  # the iterator actually read (iter()/aiter() of chunks)
+        self.upstream_closed = False
 
     def outputs(self, events: list[Event]) -> tuple[list[str], Verdict | None]:
         texts: list[str] = []
@@ -86,12 +88,14 @@ class _Core:
         return objects
 
     def close_upstream(self) -> None:
+        self.upstream_closed = True
         for upstream in self._closers():
             close = getattr(upstream, "close", None)
             if callable(close):
                 close()
 
     async def aclose_upstream(self) -> None:
+        self.upstream_closed = True
         for upstream in self._closers():
             for name in ("aclose", "close"):
                 closer = getattr(upstream, name, None)
@@ -166,7 +170,8 @@ class GuardedStream(_StreamState, Iterator[str]):
     def close(self) -> None:
         """Stop early: closes the upstream iterator and frees the session."""
         self._gen.close()
-        self._core.close_upstream()
+        if not self._core.upstream_closed:
+            self._core.close_upstream()
         self._core.session.close()
 
     def __enter__(self) -> GuardedStream:
@@ -197,7 +202,7 @@ def _run(core: _Core) -> Iterator[str]:
             yield core.blocked_outcome(blocked)
     finally:
         try:
-            if not core.upstream_exhausted:
+            if not (core.upstream_exhausted or core.upstream_closed):
                 core.close_upstream()
         finally:
             session.close()  # even if closing the upstream raised
@@ -233,9 +238,9 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
             session.executor = executor
         self._core = _Core(session, chunks, on_block, message, text_of)
         self._agen = _arun(self._core)
-        # the session's slot comes back as soon as this stream is unreachable; the upstream is
-        # closed by the async generator's finalization (asyncio schedules its aclose())
-        weakref.finalize(self, session.close).atexit = False
+        # as soon as this stream is unreachable its session's slot comes back and (on the event
+        # loop's thread) its upstream is closed, at once when its aclose() awaits nothing
+        weakref.finalize(self, _dropped, self._core).atexit = False
 
     def __aiter__(self) -> AsyncGuardedStream:
         return self
@@ -246,7 +251,8 @@ class AsyncGuardedStream(_StreamState, AsyncIterator[str]):
     async def aclose(self) -> None:
         """Stop early: closes the upstream (async) iterator and frees the session."""
         await self._agen.aclose()
-        await self._core.aclose_upstream()
+        if not self._core.upstream_closed:
+            await self._core.aclose_upstream()
         self._core.session.close()
 
     async def __aenter__(self) -> AsyncGuardedStream:
@@ -288,10 +294,55 @@ async def _arun(core: _Core) -> AsyncIterator[str]:
             yield core.blocked_outcome(blocked)
     finally:
         try:
-            if not core.upstream_exhausted:
+            if not (core.upstream_exhausted or core.upstream_closed):
                 await core.aclose_upstream()
         finally:
             session.close()  # even if closing the upstream raised
+
+
+def _dropped(core: _Core) -> None:
+    """An async stream became unreachable without aclose(): free its session, close its upstream.
+
+    Runs as a finalizer, so it never raises. The upstream's ``aclose()`` is run
+    here as far as it goes without waiting; the rest (if it awaits) continues on
+    the running loop. Off the loop's thread only the session is freed (asyncio
+    then closes the stream's async generator, which closes the upstream).
+    """
+    try:
+        core.session.close()
+        if core.upstream_exhausted or core.upstream_closed:
+            return
+        loop = asyncio.get_running_loop()
+    except Exception:  # noqa: BLE001 - no running loop here, or a broken session: nothing more to do
+        return
+    for upstream in core._closers():
+        closer = getattr(upstream, "aclose", None) or getattr(upstream, "close", None)
+        if not callable(closer):
+            continue
+        try:
+            result = closer()
+        except Exception:  # noqa: BLE001 - a finalizer must not raise
+            continue
+        if inspect.iscoroutine(result) or type(result).__name__ == "async_generator_athrow":
+            _run_detached(loop, result)  # a coroutine or an async generator's aclose(): step it now
+        elif inspect.isawaitable(result):
+            loop.create_task(_await(result))
+
+
+async def _await(awaitable: Any) -> None:
+    await awaitable
+
+
+def _run_detached(loop: asyncio.AbstractEventLoop, coro: Any) -> None:
+    """Step ``coro`` now; if it waits, resume it on ``loop`` when what it waits for is done."""
+    try:
+        waiting = coro.send(None)
+    except BaseException:  # noqa: BLE001 - finished (StopIteration) or failed: either way it is over
+        return
+    if isinstance(waiting, asyncio.Future):
+        waiting.add_done_callback(lambda _: _run_detached(loop, coro))
+    else:  # a bare yield (asyncio.sleep(0)): go on at the loop's next turn
+        loop.call_soon(_run_detached, loop, coro)
 
 
 def _sync_next(iterator: Iterator[Any]) -> Callable[[], Any]:

@@ -115,12 +115,11 @@ async def test_dropped_async_streams_leave_no_session_and_no_open_upstream_witho
     try:
         for i in range(1000):
             await _drop_async(guard, upstreams, i, sessions)
-            assert guard.model.live_sessions == 0  # the slot comes back as soon as the stream is unreachable
-        for _ in range(100):  # the loop closes the dropped async generators (their upstreams) in tasks it runs next
-            if upstreams.open == 0:
-                break
+            # the slot comes back and the upstream is closed as soon as the stream is unreachable
+            assert guard.model.live_sessions == 0 and upstreams.open == 0, i
+        assert upstreams.started == 1000
+        for _ in range(5):  # asyncio finishes the dropped streams' own generators in tasks it runs next
             await asyncio.sleep(0)
-        assert upstreams.started == 1000 and upstreams.open == 0
         assert all(ref() is None for ref in sessions)
         stream = guard.astream(upstreams.asyn(words(HARMFUL)))
         assert [t async for t in stream] and stream.blocked
@@ -589,3 +588,43 @@ async def test_an_idle_session_keeps_only_its_rows_while_the_others_go_on(tiny_b
         assert not any(np.shares_memory(a, b) for a, b in zip(idle._state.arrays, holder.arrays))
     finally:
         guard.close()
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.001])
+async def test_a_dropped_async_stream_finishes_an_upstream_close_that_awaits(tiny_guard: Guard, pause: float) -> None:
+    class SlowToClose:
+        def __init__(self) -> None:
+            self.pieces = iter(words(BENIGN))
+            self.closed = False
+
+        def __aiter__(self) -> SlowToClose:
+            return self
+
+        async def __anext__(self) -> str:
+            try:
+                return next(self.pieces)
+            except StopIteration:
+                raise StopAsyncIteration from None
+
+        async def aclose(self) -> None:
+            await asyncio.sleep(pause)  # a network close: it waits
+            await asyncio.sleep(pause)
+            self.closed = True
+
+    upstream = SlowToClose()
+
+    async def consume() -> None:
+        async for _ in tiny_guard.astream(upstream):
+            break
+
+    gc.disable()
+    try:
+        await consume()
+        assert tiny_guard.model.live_sessions == 0
+        for _ in range(200):
+            if upstream.closed:
+                break
+            await asyncio.sleep(pause)
+        assert upstream.closed
+    finally:
+        gc.enable()
