@@ -166,16 +166,21 @@ async def _run_path(path: str, guard: Guard) -> tuple[Any, str]:
     if path == "async":
         stream = guard.astream(pieces, prompt="please help me")
         return stream, "".join([t async for t in stream])
-    from guardkit import guard_openai_stream
+    from guardkit import aguard_openai_stream, guard_openai_stream
 
     chunks = [{"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
-    out = guard_openai_stream(guard, chunks, prompt="please help me")
-    text = "".join((c["choices"][0]["delta"] or {}).get("content") or "" for c in out if c.get("choices"))
+    if path == "openai":
+        out = guard_openai_stream(guard, chunks, prompt="please help me")
+        items = list(out)
+    else:
+        out = aguard_openai_stream(guard, chunks, prompt="please help me")
+        items = [c async for c in out]
+    text = "".join((c["choices"][0]["delta"] or {}).get("content") or "" for c in items if c.get("choices"))
     return out, text
 
 
 @pytest.mark.parametrize("batching", [False, True])
-@pytest.mark.parametrize("path", ["sync", "async", "openai"])
+@pytest.mark.parametrize("path", ["sync", "async", "openai", "openai-async"])
 async def test_fail_open_applies_to_the_failed_step_only(tiny_bundle: Path, batching: bool, path: str) -> None:
     # call 1 prefills the prompt, call 2 judges the first response word: it fails, later words are judged
     guard = Guard(FlakyModel(tiny_bundle, fail_on={2}), policy=policy_from_dict(_OPEN), batching=batching)
@@ -186,7 +191,7 @@ async def test_fail_open_applies_to_the_failed_step_only(tiny_bundle: Path, batc
     assert stream.blocked, "a harmful text after a failed step must still be blocked"
     reference = Guard(tiny_bundle, policy=policy_from_dict(_OPEN)).check_response(_LATE_HARM, prompt="please help me")
     assert reference.blocked and stream.verdict.char_offset == reference.char_offset
-    assert stream.session.unjudged_tokens == 1 if path != "openai" else True
+    assert stream.session.unjudged_tokens == 1 if not path.startswith("openai") else True
     assert "bomb" not in text and text.startswith("sure ")
 
 
