@@ -633,3 +633,21 @@ async def test_a_dropped_async_stream_finishes_an_upstream_close_that_awaits(tin
         assert upstream.closed
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("batching", [False, True])
+def test_a_dropped_session_gives_its_slot_back_without_gc(tiny_bundle: Path, batching: bool) -> None:
+    model = StreamModel(tiny_bundle, device="cpu", max_sessions=1)
+    guard = Guard(model, batching=batching)
+    gc.disable()
+    try:
+        for _ in range(50):
+            session = guard.session("please help me")
+            session.feed("sure here is ")
+            del session  # never finished nor closed
+            assert model.live_sessions == 0
+        if guard.scheduler is not None:
+            assert guard.scheduler.active_sessions == 0
+    finally:
+        gc.enable()
+        guard.close()
