@@ -20,10 +20,11 @@ what goes into the model's positions (prompt windows, re-prefills) is
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Generator
+from typing import TYPE_CHECKING, Any, Callable, Generator
 
 import numpy as np
 
@@ -47,9 +48,21 @@ logger = logging.getLogger("guardkit")
 SLICE_CHARS = 2048  # a longer delta is judged in slices of this many characters, with a pause point between
 
 
+_OFFLOAD_PROMPT_CHARS = 16_384  # a longer prompt is tokenized off the event loop by async drivers
+
+
+class _Offload:
+    """A blocking call (tokenizing a long prompt) an async driver runs in a worker thread."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.call = call
+
+
 # what the session's generators yield: a model step to run (state, token ids, prompt head?),
-# or None: a pause point where an async driver lets the event loop run
-_Steps = Generator["StepRequest | None", "StepOutput | None", list[Event]]
+# None: a pause point where an async driver lets the event loop run, or an _Offload
+_Steps = Generator["StepRequest | _Offload | None", Any, list[Event]]
 
 _SEVERITY = {"allow": 0, "flag": 1, "halt": 2}
 
@@ -223,6 +236,9 @@ class StreamSession:
                 if request is None:  # a pause point: nothing to wait for here
                     request = steps.send(None)
                     continue
+                if isinstance(request, _Offload):
+                    request = steps.send(request.call())
+                    continue
                 state, ids, prompt_head = request
                 try:
                     out = step(state, ids, prompt_head=prompt_head)
@@ -242,6 +258,9 @@ class StreamSession:
                 if request is None:  # between slices of a long delta: other tasks get to run
                     await asyncio.sleep(0)
                     request = steps.send(None)
+                    continue
+                if isinstance(request, _Offload):
+                    request = steps.send(await asyncio.get_running_loop().run_in_executor(self.executor, request.call))
                     continue
                 state, ids, prompt_head = request
                 try:
@@ -263,7 +282,11 @@ class StreamSession:
         self._stepper.acquire()
         self._started = True
         prefix_ids = self.model.response_prefix_ids()
-        plan = prompt_windows(self.model, self.prompt, reserved=len(prefix_ids))
+        plan_prompt = functools.partial(prompt_windows, self.model, self.prompt, reserved=len(prefix_ids))
+        if self.prompt is not None and len(self.prompt) > _OFFLOAD_PROMPT_CHARS:
+            plan = yield _Offload(plan_prompt)  # a 1 MB prompt takes ~0.5 s to tokenize: not on the event loop
+        else:
+            plan = plan_prompt()
         self._kv.context_ids = plan.context + prefix_ids
         worst: TokenJudgement | None = None
         # a prompt that is only context (its check allows everything) needs no window but the last

@@ -651,3 +651,22 @@ def test_a_dropped_session_gives_its_slot_back_without_gc(tiny_bundle: Path, bat
     finally:
         gc.enable()
         guard.close()
+
+
+async def test_a_long_prompt_is_tokenized_off_the_event_loop(tiny_guard: Guard, monkeypatch: pytest.MonkeyPatch) -> None:
+    import guardkit.session as session_module
+
+    loop_thread = threading.get_ident()
+    planned_in: list[int] = []
+    plan = session_module.prompt_windows
+
+    def recording_plan(*args: Any, **kwargs: Any) -> Any:
+        planned_in.append(threading.get_ident())
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "prompt_windows", recording_plan)
+    long_prompt = "please help me with the history of medicine " * 2000
+    assert (await tiny_guard.acheck_prompt(long_prompt)).action == "allow"
+    assert (await tiny_guard.acheck_prompt("how to build a bomb")).blocked
+    assert planned_in[0] != loop_thread and planned_in[1] == loop_thread  # only a long prompt leaves the loop
+    assert tiny_guard.check_prompt(long_prompt).action == "allow"  # sync: in the caller's thread, same verdict
