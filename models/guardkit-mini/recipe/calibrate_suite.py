@@ -8,7 +8,7 @@ offsets are chosen on dev_suite.py's unseen groups (never its "seen by 0.2" rows
 
 * prompt offset: the highest unsafe-prompt recall with everyday-prompt FPR <= --max-everyday
   and edgy-benign FPR <= --max-edgy;
-* response offset: the best F1 over harmful replies (alone and after a prompt) with
+* response offset: the best F1 (at 1:1 prevalence) over harmful replies (alone and after a prompt) with
   benign-response FPR <= --max-fpr (alone and with a prompt) and refusals passing >= --min-refusal.
 
 The logits are computed once with ONNX Runtime (full-text chunks; the runtime's
@@ -78,8 +78,9 @@ def main():
         blocked = np.array(blocked)
         harm = np.isin(rgroup, ["response.alone.harmful", "response.with_prompt.harmful"])
         benign = np.isin(rgroup, ["response.alone.benign", "response.with_prompt.benign"])
-        tp, fp, fn = (blocked & harm).sum(), (blocked & benign).sum(), (~blocked & harm).sum()
-        resp_rows.append(dict(delta=float(d), f1=float(2 * tp / max(1, 2 * tp + fp + fn)),
+        recall, fpr = blocked[harm].mean(), blocked[benign].mean()
+        precision = recall / (recall + fpr) if recall + fpr else 0.0  # at 1:1 prevalence (see dev_suite.balanced_f1)
+        resp_rows.append(dict(delta=float(d), f1=float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0,
                               fpr_alone=float(blocked[rgroup == "response.alone.benign"].mean()),
                               fpr_with_prompt=float(blocked[rgroup == "response.with_prompt.benign"].mean()),
                               refusal_pass=float(1 - blocked[rgroup == "response.refusal"].mean()),
