@@ -47,7 +47,8 @@ def _classify(
         level = "controversial"
     else:
         level = "safe"
-    harmful = level == "unsafe" or (level == "controversial" and policy.controversial == "strict")
+    handling = rule.controversial or policy.controversial
+    harmful = level == "unsafe" or (level == "controversial" and handling == "strict")
     return p, cat, level, harmful
 
 

@@ -57,16 +57,20 @@ class Thresholds(BaseModel):
 
 
 class CategoryRule(BaseModel):
-    """Per-category override: its own unsafe threshold and/or action.
+    """Per-category override: its own unsafe threshold, action and handling of controversial.
 
     ``action`` is ``block`` (the token counts toward the debounce that blocks),
     ``flag`` or ``allow``, the same words as ``prompt.action``. The old word
     ``halt`` is still read as ``block``, with a ``DeprecationWarning``.
+    ``controversial`` overrides the policy's ``controversial`` for this category
+    only: a healthcare policy can treat a controversial self-harm verdict as
+    harmful (and show its help message) while staying loose on medical advice.
     """
 
     model_config = _STRICT
     threshold: float | None = Field(None, ge=0.0, le=1.0)
     action: Literal["block", "flag", "allow"] | None = None
+    controversial: Literal["strict", "loose"] | None = None
 
     @field_validator("action", mode="before")
     @classmethod

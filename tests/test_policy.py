@@ -114,3 +114,33 @@ def test_policy_objects_are_immutable() -> None:
 def test_cli_entry_point_runs_as_module() -> None:
     result = subprocess.run([sys.executable, "-m", "guardkit", "policies", "list"], capture_output=True, text=True)
     assert result.returncode == 0 and "children" in result.stdout
+
+
+def test_a_category_can_count_controversial_as_harmful_on_its_own(tmp_path: Path) -> None:
+    """`categories.<name>.controversial: strict` blocks a controversial verdict of that category only.
+
+    The healthcare policy relies on it: the model rates most self-harm requests
+    controversial, and the help message must show for them without blocking every
+    controversial medical question."""
+    import numpy as np
+
+    from guardkit.decision import judge, judge_prompt
+    from guardkit.evaluation.replay import TokenScores, replay_prompt, token_actions
+
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: default\nname: p\ncontroversial: loose\n"
+                    "categories:\n  suicide_self_harm: {controversial: strict, action: block}\n")
+    policy = load_policy(path)
+    cats = ["violent", "suicide_self_harm"]
+    controversial = np.array([0.1, 0.85, 0.05], np.float32)
+    self_harm, violent = np.array([0.0, 1.0], np.float32), np.array([1.0, 0.0], np.float32)
+    assert judge(policy, controversial, self_harm, cats).action == "halt"
+    assert judge(policy, controversial, violent, cats).action == "allow"
+    assert judge_prompt(policy, controversial, self_harm, cats).action == "halt"
+    assert judge_prompt(policy, controversial, violent, cats).action == "allow"
+    # guardkit eval's vectorised replay agrees with the runtime rule
+    assert replay_prompt(policy, controversial, 1, cats) == "block" and replay_prompt(policy, controversial, 0, cats) == "allow"
+    scores = TokenScores(risk=np.stack([controversial, controversial]).astype(np.float64), category=np.array([1, 0]),
+                         starts=np.array([0, 1]), ends=np.array([1, 2]))
+    assert token_actions(policy, scores, cats).tolist() == [0, 2]
+    assert load_policy("healthcare").category_rule("suicide_self_harm").controversial == "strict"

@@ -57,17 +57,21 @@ class Outcome:
         return self.blocked or self.flagged
 
 
-def _category_tables(policy: Policy, categories: Sequence[str], global_unsafe: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per category index (+1 slot at the end for "no category"): unsafe threshold and action code."""
+def _category_tables(policy: Policy, categories: Sequence[str], global_unsafe: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per category index (+1 slot at the end for "no category"): unsafe threshold, action code and
+    whether a controversial token of that category counts as harmful."""
     thr = np.full(len(categories) + 1, global_unsafe, dtype=np.float64)
     act = np.full(len(categories) + 1, _HALT, dtype=np.int8)
+    strict = np.full(len(categories) + 1, policy.controversial == "strict", dtype=bool)
     for i, cat in enumerate(categories):
         rule = policy.category_rule(cat)
         if rule.threshold is not None:
             thr[i] = rule.threshold
         if rule.action is not None:
             act[i] = _ACTIONS[rule.action]
-    return thr, act
+        if rule.controversial is not None:
+            strict[i] = rule.controversial == "strict"
+    return thr, act, strict
 
 
 def token_actions(policy: Policy, scores: TokenScores, categories: Sequence[str], unsafe: float | None = None) -> np.ndarray:
@@ -77,13 +81,13 @@ def token_actions(policy: Policy, scores: TokenScores, categories: Sequence[str]
     per-category thresholds still apply.
     """
     global_unsafe = policy.thresholds.unsafe if unsafe is None else float(unsafe)
-    thr, act = _category_tables(policy, categories, global_unsafe)
+    thr, act, strict = _category_tables(policy, categories, global_unsafe)
     cat = scores.category
     p = scores.risk
     t = thr[cat]  # cat == -1 picks the "no category" slot
     is_unsafe = p[:, 2] >= t
     is_contro = ~is_unsafe & (p[:, 1] + p[:, 2] >= policy.thresholds.controversial)
-    harmful = is_unsafe | (is_contro & (policy.controversial == "strict"))
+    harmful = is_unsafe | (is_contro & strict[cat])
     return np.where(harmful, act[cat], _ALLOW)
 
 
@@ -135,7 +139,7 @@ def replay_prompt(policy: Policy, risk: np.ndarray, category: int, categories: S
         level = "controversial"
     else:
         level = "safe"
-    harmful = level == "unsafe" or (level == "controversial" and policy.controversial == "strict")
+    harmful = level == "unsafe" or (level == "controversial" and (rule.controversial or policy.controversial) == "strict")
     if not harmful or rule.action == "allow":
         return "allow"
     result = action or policy.prompt.action
