@@ -1,7 +1,7 @@
 """The ``guardkit`` command line.
 
 Exit codes: 0 allowed (or success), 1 blocked, 2 usage or load error (an invalid
-policy or model bundle included), 3 a ``guardkit demo`` sample did not behave as labelled,
+policy or model bundle included), 3 ``guardkit demo --strict``: a sample did not behave as labelled,
 130 interrupted (Ctrl-C).
 """
 
@@ -19,7 +19,7 @@ from guardkit.errors import GuardkitError, PolicyError
 from guardkit.policy import builtin_policies, load_policy
 
 EXIT_OK, EXIT_BLOCKED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXIT_DEMO_MISBEHAVED = 3  # `guardkit demo`: a sample did not behave as labelled
+EXIT_DEMO_MISBEHAVED = 3  # `guardkit demo --strict`: a sample did not behave as labelled
 
 
 def _guard(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -102,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     guard = _guard(args)
     ok = run_demo(guard, sys.stdout, delay=args.delay, color=False if args.no_color else None)
-    return EXIT_OK if ok == len(SAMPLES) else EXIT_DEMO_MISBEHAVED
+    return EXIT_OK if ok == len(SAMPLES) or not args.strict else EXIT_DEMO_MISBEHAVED
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(demo)
     demo.add_argument("--delay", type=float, default=None, help="seconds between deltas (default 0.02 on a terminal, else 0)")
     demo.add_argument("--no-color", action="store_true")
-    demo.add_argument("--strict", action="store_true", help=argparse.SUPPRESS)  # the default since 0.3; kept so old scripts run
+    demo.add_argument("--strict", action="store_true",
+                      help="exit 3 unless every sample behaves as labelled (the shipped guardkit-mini 0.3 gets 4 of 6)")
     demo.set_defaults(func=cmd_demo)
 
     check = sub.add_parser("check", help="judge a response (and optionally its prompt)")

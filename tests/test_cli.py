@@ -24,10 +24,12 @@ def test_demo_runs_without_a_terminal(tiny_bundle: Path) -> None:
     result = run("demo", "--model", str(tiny_bundle))
     assert "\033[" not in result.stdout  # no colours when not on a terminal
     assert result.stdout.count("verdict:") == len(SAMPLES)
+    assert result.returncode == 0, result.stderr
     behaved = int(re.search(r"(\d+)/\d+ conversations behaved as expected", result.stdout).group(1))
-    # the demo fails (exit 3) when any sample misbehaves, so CI notices a model that regresses
-    assert result.returncode == (0 if behaved == len(SAMPLES) else 3), result.stderr
     assert result.stdout.count("[unexpected]") == len(SAMPLES) - behaved
+    # --strict fails (exit 3, not 1: nothing was "blocked") when any sample misbehaves
+    strict = run("demo", "--model", str(tiny_bundle), "--strict")
+    assert behaved < len(SAMPLES) and strict.returncode == 3, strict.stderr
 
 
 def test_check_json_and_exit_codes(tiny_bundle: Path) -> None:

@@ -48,6 +48,19 @@ def examples_tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bundle(tmp_path_factory.mktemp("examples-tiny") / "bundle")
 
 
+@pytest.fixture(params=["tiny", "shipped"])
+def example_bundle(request: pytest.FixtureRequest) -> Path:
+    """The tiny test model, and the default model the examples run with when no --model is given.
+
+    With the shipped model the examples must show what they were written for: a benign
+    answer released whole, a harmful answer halted mid-stream (not a refused prompt), and
+    a harmful prompt refused before the LLM is read.
+    """
+    if request.param == "tiny":
+        return request.getfixturevalue("examples_tiny_bundle")
+    return ROOT / "models" / "guardkit-mini"
+
+
 def load_example(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"guardkit_example_{name}", EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
@@ -99,9 +112,9 @@ def assert_nothing_harmful(*texts: str) -> None:
 # -- plain generator ---------------------------------------------------------
 
 
-def test_plain_generator(examples_tiny_bundle: Path) -> None:
+def test_plain_generator(example_bundle: Path) -> None:
     scripted = {name: answer for name, _, answer in load_example("plain_generator").CONVERSATIONS}
-    out = sections(run_example("plain_generator.py", "--model", str(examples_tiny_bundle), "--delay", "0"))
+    out = sections(run_example("plain_generator.py", "--model", str(example_bundle), "--delay", "0"))
 
     benign = out["benign"]
     assert json.loads(benign["released"]) == scripted["benign"]
@@ -141,9 +154,13 @@ def test_plain_generator_custom_texts(examples_tiny_bundle: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", [[], ["--async"]], ids=["sync", "async"])
-def test_openai_chunks(examples_tiny_bundle: Path, mode: list[str]) -> None:
+def test_openai_chunks(example_bundle: Path, mode: list[str], request: pytest.FixtureRequest) -> None:
+    if example_bundle.name == "guardkit-mini":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "guardkit-mini 0.3 halts this reply one word late: 'Sure, to make an explosive ' is released before the block "
+            "(see its model card, Limitations); strict, so it fails once a model stops in time")))
     scripted = {name: reply for name, _, reply in load_example("openai_chunks").CONVERSATIONS}
-    out = sections(run_example("openai_chunks.py", "--model", str(examples_tiny_bundle), "--delay", "0", *mode))
+    out = sections(run_example("openai_chunks.py", "--model", str(example_bundle), "--delay", "0", *mode))
     suffix = " (async)" if mode else ""
 
     benign = out["benign" + suffix]
@@ -154,6 +171,7 @@ def test_openai_chunks(examples_tiny_bundle: Path, mode: list[str]) -> None:
     released = json.loads(harmful["released"])
     assert harmful["finish_reason"] == "content_filter"
     assert harmful["verdict"].startswith("unsafe") and "action=block" in harmful["verdict"]
+    assert "char_offset=None" not in harmful["verdict"]  # halted inside the response, not refused at the prompt
     assert scripted["harmful-response"].startswith(released)
     assert_nothing_harmful(released, harmful["assistant"])
 
