@@ -3,10 +3,12 @@
 ``guard_openai_stream(guard, chunks, prompt=...)`` takes the chunks a
 ``stream=True`` chat completion yields (OpenAI SDK objects or plain dicts, from
 OpenAI or any OpenAI-compatible server: vLLM, llama.cpp, Ollama, LiteLLM ...)
-and yields chunks of the same shape, as dicts, whose ``choices[0].delta.content``
-is only text the guard released. A blocked stream ends with the policy's
-message and ``finish_reason: "content_filter"``; an unblocked one keeps the
-upstream's finish reason (``"stop"``). ``aguard_openai_stream`` is the async
+and yields chunks of the same type (SDK objects stay SDK objects, dicts stay
+dicts) whose ``choices[i].delta.content`` is only text the guard released; every
+other field passes through. A blocked choice ends with its own chunk:
+``finish_reason: "content_filter"`` and a ``guardkit`` field carrying the block
+(verdict, channel and the policy's message), never text glued to the content;
+an unblocked one keeps the upstream's finish reason (``"stop"``). ``aguard_openai_stream`` is the async
 twin (for ``AsyncOpenAI``); run this script with ``--async`` to use it.
 
 To guard a real model instead of the scripted chunks below::
@@ -17,7 +19,7 @@ To guard a real model instead of the scripted chunks below::
     messages = [{"role": "user", "content": prompt}]
     chunks = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
     for chunk in guard_openai_stream(guard, chunks, prompt=prompt):
-        delta = chunk["choices"][0]["delta"].get("content")
+        delta = chunk.choices[0].delta.content   # ChatCompletionChunk in, ChatCompletionChunk out
         ...
 
 (With ``AsyncOpenAI``, ``await client.chat.completions.create(..., stream=True)``
