@@ -183,7 +183,7 @@ def judge(guard, items, progress=True):
 
 
 def metrics(items, res) -> dict:
-    def rate(group, want_blocked=True):
+    def rate(group):
         rows = [r for x, r in zip(items, res) if x["group"] == group]
         return (sum(r["blocked"] for r in rows) / len(rows), len(rows)) if rows else (float("nan"), 0)
 
