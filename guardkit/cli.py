@@ -12,7 +12,6 @@ import codecs
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Iterator, Sequence
 
 from guardkit.errors import GuardkitError, PolicyError

@@ -386,7 +386,7 @@ def report(rows, sanity, costs, args, counts):
     for r in rows:
         L.append("| {bb} | {layer} | {p:.1f} | {pne:.1f} | {mb:.0f} | {ms:.2f} | {Cp:g} | {ev:.1%} | {ed:.1%} | {rec:.1%} | {pauc:.3f} | "
                  "{Cr:g} | {f1:.3f} | {bfpr:.1%} | {rrec:.1%} | {rauc:.3f} |".format(**r))
-    L += ["", f"Training-side out-of-fold AUC (in-distribution, for contrast): " +
+    L += ["", "Training-side out-of-fold AUC (in-distribution, for contrast): " +
           ", ".join(f"{r['bb']} L{r['layer']}: prompt {r['oof_p']:.3f} / resp {r['oof_r']:.3f}" for r in rows), "",
           "OOD group sizes: " + ", ".join(f"{k} {v}" for k, v in counts["groups"].items()), "",
           "SmolLM2 port sanity check (greedy, Q4_1 weights):", "", "```", sanity, "```"]

@@ -19,7 +19,6 @@ import csv
 import glob
 import gzip
 import json
-import os
 import random
 import re
 

@@ -23,7 +23,7 @@ from onnx import numpy_helper
 from tokenizers import Tokenizer
 
 from bench import Runner
-from evaluate import MAX_RESP, f1, halt_index, pick, render, softmax, unique_prompts
+from evaluate import MAX_RESP, blocked_at_offset, f1, pick, render, softmax, unique_prompts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUNDLE = os.path.dirname(HERE)
@@ -88,12 +88,7 @@ def main():
     grid = np.round(np.arange(-3.0, 3.01, 0.25), 2)
     table = []
     for d in grid:
-        pred = []
-        for lg in logits:
-            lg = lg.copy()
-            lg[:, 2] += d - base["response"]
-            pred.append(halt_index(softmax(lg)) is not None)
-        pred = np.array(pred)
+        pred = blocked_at_offset(logits, d - base["response"])
         fr = f1(pred, gold)["f1"]
         fpr = float(pred[safe].mean())
         pl = plog.copy()

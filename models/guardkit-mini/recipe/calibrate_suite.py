@@ -29,7 +29,7 @@ from tokenizers import Tokenizer
 from bench import Runner
 from calibrate import current_offsets, patch
 from dev_suite import build, drop_overlap
-from evaluate import MAX_RESP, halt_index, render, softmax
+from evaluate import MAX_RESP, blocked_at_offset, render, softmax
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUNDLE = os.path.dirname(HERE)
@@ -70,12 +70,7 @@ def main():
         prompt_rows.append(dict(delta=float(d), everyday=float(flagged[pgroup == "prompt.everyday"].mean()),
                                 edgy=float(flagged[pgroup == "prompt.edgy"].mean()),
                                 recall=float(flagged[pgroup == "prompt.unsafe"].mean())))
-        blocked = []
-        for lg in rlog:
-            lg = lg.copy()
-            lg[:, 2] += d - base["response"]
-            blocked.append(halt_index(softmax(lg)) is not None)
-        blocked = np.array(blocked)
+        blocked = blocked_at_offset(rlog, d - base["response"])
         harm = np.isin(rgroup, ["response.alone.harmful", "response.with_prompt.harmful"])
         benign = np.isin(rgroup, ["response.alone.benign", "response.with_prompt.benign"])
         recall, fpr = blocked[harm].mean(), blocked[benign].mean()

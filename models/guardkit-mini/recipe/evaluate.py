@@ -52,6 +52,16 @@ def halt_index(p, strict=False):
     return int(idx[0]) if len(idx) else None
 
 
+def blocked_at_offset(logits, delta):
+    """Per response (logits [n, 3] each): does the default rule halt once ``delta`` is added to the unsafe logit?"""
+    blocked = []
+    for lg in logits:
+        lg = lg.copy()
+        lg[:, 2] += delta
+        blocked.append(halt_index(softmax(lg)) is not None)
+    return np.array(blocked)
+
+
 def f1(pred, gold):
     pred, gold = np.asarray(pred, bool), np.asarray(gold, bool)
     tp = (pred & gold).sum()
