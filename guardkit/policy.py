@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guardkit._resources import builtin_policy_dir
 from guardkit.errors import PolicyError
 from guardkit.verdict import CATEGORIES
 
 __all__ = [
+    "AuditSettings",
     "CategoryRule",
+    "ChannelRule",
+    "Channels",
     "Debounce",
     "LongStream",
     "OnBlock",
@@ -117,6 +120,57 @@ class PromptCheck(BaseModel):
     message: str = "[request declined by guardkit: it broke the content policy]"
 
 
+class ChannelRule(BaseModel):
+    """How one kind of text in a provider stream is guarded (see :class:`Channels`).
+
+    ``judged``: the channel's text is judged before it is shown (the default);
+    ``false`` shows it unjudged (an explicit opt-out, refused for reasoning).
+    ``shown``: ``false`` drops the channel's text: never shown, so never judged.
+    ``thresholds``: this channel's own thresholds (default: the policy's).
+    ``on_block``: ``halt`` (the default) ends the whole response (a chat
+    choice); ``drop`` stops only this channel, the response goes on;
+    ``replace`` stops only this channel and shows ``message`` (default: the
+    policy's ``on_block.message``) in it instead.
+    """
+
+    model_config = _STRICT
+    judged: bool = True
+    shown: bool = True
+    thresholds: Thresholds | None = None
+    on_block: Literal["halt", "drop", "replace"] = "halt"
+    message: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChannelRule:
+        if self.thresholds is not None and not (self.judged and self.shown):
+            raise ValueError("thresholds apply only to a channel that is judged and shown")
+        if self.message is not None and self.on_block != "replace":
+            raise ValueError("message is shown only with on_block: replace")
+        return self
+
+
+class Channels(BaseModel):
+    """Per channel kind of a provider stream: ``answer`` (also refusals), ``reasoning``, ``tool_arguments``.
+
+    Read by the provider adapters (:mod:`guardkit.adapters`) and the LangChain
+    guarded model; a plain text stream (:meth:`Guard.stream`) is all answer and
+    uses the policy's top-level settings. Reasoning text is never shown
+    unjudged: ``reasoning: {judged: false}`` is refused (hide it with ``shown: false``).
+    """
+
+    model_config = _STRICT
+    answer: ChannelRule = ChannelRule()
+    reasoning: ChannelRule = ChannelRule()
+    tool_arguments: ChannelRule = ChannelRule()
+
+    @field_validator("reasoning")
+    @classmethod
+    def _reasoning_never_unjudged(cls, value: ChannelRule) -> ChannelRule:
+        if value.shown and not value.judged:
+            raise ValueError("reasoning text is never shown unjudged: keep judged: true, or hide it with shown: false")
+        return value
+
+
 class LongStream(BaseModel):
     """Responses longer than the model's max positions re-prefill the prompt plus a window."""
 
@@ -124,8 +178,28 @@ class LongStream(BaseModel):
     window_tokens: int = Field(256, ge=8, le=100_000)
 
 
+class AuditSettings(BaseModel):
+    """What decision records (see :mod:`guardkit.audit`) may carry besides the decision.
+
+    ``include_text``: ``none`` (the default: no text at all), ``excerpt`` (up to
+    200 characters around where the harm begins; the start of the text when
+    nothing was found) or ``full`` (the whole prompt or response the guard saw).
+    Text is put into a record only when the session ends, after every release
+    decision was made.
+    """
+
+    model_config = _STRICT
+    include_text: Literal["none", "excerpt", "full"] = "none"
+
+
 class Policy(BaseModel):
-    """A complete, validated guard policy (see ``policies/default.yaml``)."""
+    """A complete, validated guard policy (see ``policies/default.yaml``).
+
+    ``enforcement``: ``enforce`` (the default) withholds and halts as the policy
+    says; ``monitor`` (shadow mode) judges the same way but never withholds or
+    halts anything: text is released as it arrives, and the decision records say
+    what enforcement would have done and where.
+    """
 
     model_config = _STRICT
     name: str = Field("custom", min_length=1)
@@ -136,9 +210,12 @@ class Policy(BaseModel):
     debounce: Debounce = Debounce()
     release: Literal["judged", "passthrough"] = "judged"
     on_block: OnBlock = OnBlock()
+    channels: Channels = Channels()
     prompt: PromptCheck = PromptCheck()
     failure_mode: Literal["closed", "open"] = "closed"
     long_stream: LongStream = LongStream()
+    enforcement: Literal["enforce", "monitor"] = "enforce"
+    audit: AuditSettings = AuditSettings()
 
     @field_validator("categories")
     @classmethod
