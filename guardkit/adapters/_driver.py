@@ -55,11 +55,15 @@ _CHANNEL_NAMES = ("answer", "refusal", "reasoning", "tool_arguments", "other")
 #: The scope of a block that ends the whole response.
 ALL: Hashable = "*"
 
-#: Per channel kind: ``"judge"`` (the default: the Guard's policy), ``"drop"`` (never shown, not
-#: judged), ``"pass"`` (shown unjudged: an explicit opt-out), a policy (name, path or
-#: :class:`~guardkit.Policy`) to judge that channel with instead, or a mapping
-#: ``{"policy": <any of those>, "on_block": "halt" | "channel"}``: ``"halt"`` (the default) stops the
-#: channel's scope (the chat choice, or the whole response), ``"channel"`` stops that channel alone.
+#: Overrides of the policy's ``channels`` section, per channel kind (``answer``, ``refusal``,
+#: ``reasoning``, ``tool_arguments``, ``other``); a kind given here replaces its policy rule whole.
+#: A value is ``"judge"`` (the Guard's policy), ``"drop"`` (never shown, not judged), ``"pass"``
+#: (shown unjudged: an explicit opt-out), a policy (name, path or :class:`~guardkit.Policy`) to
+#: judge that channel with instead, or a mapping ``{"policy": <any of those>, "on_block": "halt" |
+#: "drop" | "replace", "message": str}``: ``"halt"`` (the default) stops the channel's scope (the
+#: chat choice, or the whole response), ``"drop"`` (also spelled ``"channel"``) stops that channel
+#: alone, ``"replace"`` stops it alone and shows ``message`` (default: the policy's
+#: ``on_block.message``) in it.
 ChannelRules = Mapping[str, Any]
 _Call = tuple[StreamSession, str, "str | None"]
 _Steps = Generator[_Call, "list[Event]", Any]
@@ -74,8 +78,10 @@ class GuardBlock:
     show instead, ``retracted_from`` (pass-through policies only) the offset in
     that channel's text from which already-shown text must be withdrawn, ``key``
     the shaper's key of the blocked channel, ``scope`` what stopped with it (a
-    chat choice, :data:`ALL`, or ``("channel", key)`` for an ``on_block:
-    "channel"`` rule: see :attr:`channel_only`).
+    chat choice, :data:`ALL`, or ``("channel", key)`` for a channel rule with
+    ``on_block: drop`` or ``replace``: see :attr:`channel_only`), ``action`` the
+    channel rule's ``on_block`` (``replace``: ``message`` follows in that
+    channel's own text).
     """
 
     verdict: Verdict
@@ -84,6 +90,7 @@ class GuardBlock:
     scope: Hashable = ALL
     retracted_from: int | None = None
     key: Hashable = None
+    action: Literal["halt", "drop", "replace"] = "halt"
 
     @property
     def channel_only(self) -> bool:
@@ -96,6 +103,7 @@ class GuardBlock:
             "blocked": True,
             "channel": self.channel,
             "channel_only": self.channel_only,
+            "action": self.action,
             "message": self.message,
             "retracted_from": self.retracted_from,
             "verdict": self.verdict.to_dict(),
@@ -116,6 +124,8 @@ class Shaper(Generic[T]):
 
     #: the channel whose released text ``released_text`` reports
     primary: Key = None
+    #: read the upstream's first item (for its ids) when the prompt is blocked; False: never start the upstream
+    peek_on_prompt_block: bool = True
 
     def read(self, item: T) -> Read:
         """The text deltas ``item`` carries per channel and the channels it ends."""
@@ -145,6 +155,55 @@ class Shaper(Generic[T]):
         return False
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """One channel kind's rule, resolved: ``mode`` judge | drop | pass, its own Guard (or None), on_block, message."""
+
+    mode: str = "judge"
+    guard: Guard | None = None
+    on_block: str = "halt"
+    message: str | None = None
+
+
+#: the policy section each channel kind follows (refusals and unknown text are answers)
+_POLICY_SECTION = {"answer": "answer", "refusal": "answer", "other": "answer", "reasoning": "reasoning", "tool_arguments": "tool_arguments"}
+_ON_BLOCK_WORDS = {"halt": "halt", "drop": "drop", "channel": "drop", "replace": "replace"}
+
+
+def resolve_rules(guard: Guard, overrides: ChannelRules | None = None) -> dict[str, _Rule]:
+    """Each channel kind's rule: the Guard's policy ``channels`` section, then ``overrides`` (the adapters' ``channels=``)."""
+    policy = guard.policy
+    own: dict[str, Guard] = {}  # one Guard per policy section with its own thresholds
+    rules: dict[str, _Rule] = {}
+    for kind, section in _POLICY_SECTION.items():
+        rule = getattr(policy.channels, section)
+        mode = "drop" if not rule.shown else ("pass" if not rule.judged else "judge")
+        channel_guard = None
+        if mode == "judge" and rule.thresholds is not None:
+            if section not in own:
+                own[section] = guard.with_policy(policy.model_copy(update={"thresholds": rule.thresholds}))
+            channel_guard = own[section]
+        rules[kind] = _Rule(mode, channel_guard, rule.on_block, rule.message)
+    for kind, value in (overrides or {}).items():
+        if kind not in _CHANNEL_NAMES:
+            raise GuardConfigError(f"unknown channel {kind!r}; channels are {', '.join(_CHANNEL_NAMES)}")
+        on_block, message = "halt", None
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"policy", "on_block", "message"}
+            word = value.get("on_block", "halt")
+            if unknown or word not in _ON_BLOCK_WORDS or not isinstance(value.get("message", ""), str):
+                raise GuardConfigError(
+                    f"channel rule for {kind!r}: keys are 'policy', 'on_block' ('halt', 'drop' or 'replace') and 'message', got {dict(value)!r}"
+                )
+            on_block, message = _ON_BLOCK_WORDS[word], value.get("message")
+            value = value.get("policy", "judge")
+        if isinstance(value, str) and value in ("judge", "drop", "pass"):
+            rules[kind] = _Rule(value, None, on_block, message)
+        else:  # judged with its own policy (thresholds, categories, debounce ...)
+            rules[kind] = _Rule("judge", guard.with_policy(value), on_block, message)
+    return rules
+
+
 def _severity(v: Verdict) -> tuple[int, float]:
     return RISK_LEVELS.index(v.level), v.scores.get("unsafe", 0.0)
 
@@ -157,23 +216,7 @@ class _Core(Generic[T]):
         if mode not in ("replace", "raise"):
             raise GuardConfigError(f"on_block must be 'replace' or 'raise', got {mode!r}")
         self.guard = guard
-        self._modes: dict[str, str] = {}
-        self._guards: dict[str, Guard] = {}
-        self._alone: set[str] = set()  # channel kinds whose block stops only that channel
-        for channel, rule in (channels or {}).items():
-            if channel not in _CHANNEL_NAMES:
-                raise GuardConfigError(f"unknown channel {channel!r}; channels are {', '.join(_CHANNEL_NAMES)}")
-            if isinstance(rule, Mapping):
-                unknown = set(rule) - {"policy", "on_block"}
-                if unknown or rule.get("on_block", "halt") not in ("halt", "channel"):
-                    raise GuardConfigError(f"channel rule for {channel!r}: keys are 'policy' and 'on_block' ('halt' or 'channel'), got {dict(rule)!r}")
-                if rule.get("on_block") == "channel":
-                    self._alone.add(channel)
-                rule = rule.get("policy", "judge")
-            if isinstance(rule, str) and rule in ("judge", "drop", "pass"):
-                self._modes[channel] = rule
-            else:  # judged with its own policy (thresholds, categories, debounce ...)
-                self._guards[channel] = guard.with_policy(rule)
+        self.rules: dict[str, _Rule] = resolve_rules(guard, channels)
         self.shaper = shaper
         self.prompt = prompt
         self.on_block = mode
@@ -220,7 +263,7 @@ class _Core(Generic[T]):
             for key, text in read.texts:
                 if not text or self._is_blocked(key):
                     continue
-                mode = self._modes.get(shaper.channel(key), "judge")
+                mode = self._rule(key).mode
                 if mode != "judge":  # "drop": never shown; "pass": shown unjudged (an explicit opt-out)
                     if mode == "pass":
                         released[key] = released.get(key, "") + text
@@ -243,9 +286,12 @@ class _Core(Generic[T]):
         return out + self._pending
 
     # -- internals ------------------------------------------------------------
+    def _rule(self, key: Key) -> _Rule:
+        return self.rules.get(self.shaper.channel(key)) or self.rules["answer"]
+
     def _scope(self, key: Key) -> Hashable:
-        """The channel alone (``on_block: "channel"`` rules), else the shaper's scope."""
-        return ("channel", key) if self.shaper.channel(key) in self._alone else self.shaper.scope(key)
+        """The channel alone (``on_block: drop | replace`` rules), else the shaper's scope."""
+        return ("channel", key) if self._rule(key).on_block != "halt" else self.shaper.scope(key)
 
     def _is_blocked(self, key: Key) -> bool:
         blocked = self._blocked_scopes
@@ -254,7 +300,7 @@ class _Core(Generic[T]):
     def _session(self, key: Key) -> StreamSession:
         session = self.sessions.get(key)
         if session is None:
-            own = self._guards.get(self.shaper.channel(key))
+            own = self._rule(key).guard
             if own is not None:
                 session = own.session(self.prompt)
             elif self._spare is not None:
@@ -275,8 +321,9 @@ class _Core(Generic[T]):
             elif isinstance(event, Retracted):
                 retracted = event.char_offset
             elif isinstance(event, Blocked):
-                message = self.guard.policy.on_block.message
-                signal = GuardBlock(event.verdict, message, self.shaper.channel(key), self._scope(key), retracted, key)
+                rule = self._rule(key)
+                message = rule.message if rule.message is not None else self.guard.policy.on_block.message
+                signal = GuardBlock(event.verdict, message, self.shaper.channel(key), self._scope(key), retracted, key, rule.on_block)
                 self._signal(signal, self.sessions[key].released_text)
 
     def _signal(self, signal: GuardBlock, released_text: str) -> None:
@@ -291,6 +338,9 @@ class _Core(Generic[T]):
             self.shaper.block(signal, None)  # the shaper must still drop the scope's text
         elif signal.channel != "prompt":
             self._pending += self.shaper.block(signal, None)
+            if signal.action == "replace":  # the message, in the channel's own text, after its signal
+                separator = self.guard.policy.on_block.separator if released_text else ""
+                self._pending += self.shaper.rebuild(None, {signal.key: separator + signal.message}, set())
 
     def halted(self) -> bool:
         return ALL in self._blocked_scopes or self.shaper.halted()
@@ -472,7 +522,7 @@ def _run(core: _Core[T], pipe: _Pipe[T]) -> Iterator[T]:
         _run_sync(core.start())
         pipe.upstream = iter(pipe.items)
         if core.prompt_blocked:
-            first = next(pipe.upstream, None)  # never shown: ids for the block item
+            first = next(pipe.upstream, None) if core.shaper.peek_on_prompt_block else None  # never shown: ids
             pipe.close()
             yield from core.prompt_block_items(first)
         else:
@@ -540,7 +590,7 @@ async def _arun(core: _Core[T], pipe: _Pipe[T]) -> AsyncIterator[T]:
             pipe.upstream = None
         if core.prompt_blocked:
             try:
-                first = await next_item()  # never shown: ids for the block item
+                first = await next_item() if core.shaper.peek_on_prompt_block else None  # never shown: ids
             except StopAsyncIteration:
                 first = None
             await pipe.aclose()
