@@ -23,6 +23,16 @@ on to a later batch), the states still holding it get copies of their own rows
 (checked after every batch and whenever a session leaves), so an idle session
 left over from a big batch keeps its own KV cache alive, not the batch's.
 
+Two cohorts keep both cores busy. With ``workers=2`` (the default on a machine
+with two or more cores) and at least ``2 * min_cohort`` active sessions, a batch
+holds at most half of them: while one cohort's batch runs in ONNX Runtime
+(which releases the GIL, one intra-op thread per call by default), the other
+cohort's sessions do their Python work (judging, releasing, re-tokenizing) and
+hand in their next steps, which the second worker runs as soon as they are in.
+Without it every batch waits for every session, and ONNX Runtime and the
+sessions' Python take turns on one core. Which steps share a call never changes
+a result (see :meth:`StreamModel.step_many`), so verdicts are the same.
+
 Threads call :meth:`BatchScheduler.step` and block; asyncio tasks await
 :meth:`BatchScheduler.astep`, whose results come back to their event loop in one
 wake-up per batch, so an async server needs no thread per stream.
@@ -32,6 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
+import os
 import threading
 import time
 import weakref
@@ -154,13 +166,33 @@ class BatchScheduler:
         max_batch: most steps in one call.
         max_delay_ms: longest the first step of a batch waits for company, however
             steadily others keep arriving (default: 20 ms, or ``max_wait_ms`` if longer).
+        workers: batches that may run at once, each in its own worker thread
+            (default: 2 on a machine with two or more cores, else 1).
+        min_cohort: with several workers, active sessions are split into cohorts
+            of at least this many (fewer sessions: one cohort, since a small batch
+            costs about what a single step does).
     """
 
-    def __init__(self, model: StreamModel, *, max_wait_ms: float = 2.0, max_batch: int = 64, max_delay_ms: float | None = None) -> None:
+    def __init__(
+        self,
+        model: StreamModel,
+        *,
+        max_wait_ms: float = 2.0,
+        max_batch: int = 64,
+        max_delay_ms: float | None = None,
+        workers: int | None = None,
+        min_cohort: int = 8,
+    ) -> None:
         if max_delay_ms is None:
             max_delay_ms = max(20.0, max_wait_ms)
+        if workers is None:
+            workers = min(2, os.cpu_count() or 1)
         if max_wait_ms < 0 or max_batch < 1 or max_delay_ms < max_wait_ms:
             raise GuardConfigError("max_wait_ms must be >= 0, max_batch >= 1 and max_delay_ms >= max_wait_ms")
+        if workers < 1 or min_cohort < 1:
+            raise GuardConfigError(f"workers and min_cohort must be >= 1, got {workers} and {min_cohort}")
+        self.workers = workers
+        self.min_cohort = min_cohort
         self.model = model
         self.max_wait = max_wait_ms / 1000.0
         self.max_delay = max_delay_ms / 1000.0
@@ -169,14 +201,17 @@ class BatchScheduler:
         self._pending: list[_Request] = []
         self._last_arrival = 0.0
         self._active = 0
+        self._in_flight = 0  # steps in batches that workers are running now
         self._departures: deque[None] = deque()  # unregister() never locks: it appends here (see _settle_departures)
         self._cond = threading.Condition()
         self._closed = False
         self._views: dict[int, weakref.ref[KVState]] = {}  # handed-out states that are views of a batch output, by id
         # reentrant: a finalizer that runs during a compaction (and unregisters a session) compacts inline
         self._views_lock = threading.RLock()
-        self._worker = threading.Thread(target=self._loop, name="guardkit-batcher", daemon=True)
-        self._worker.start()
+        self._collecting = threading.Lock()  # one worker at a time collects a batch; the others run theirs
+        self._workers = [threading.Thread(target=self._loop, name=f"guardkit-batcher-{i}", daemon=True) for i in range(workers)]
+        for worker in self._workers:
+            worker.start()
 
     # -- session bookkeeping: how many could still join a batch ----------
     def register(self) -> None:
@@ -249,14 +284,25 @@ class BatchScheduler:
             self._cond.notify()
 
     def _wanted(self) -> int:
-        """Steps that make a full batch: every active session's, at most ``max_batch``."""
-        return min(self.max_batch, max(1, self._active))
+        """Steps that make a full batch (called with the lock held).
+
+        Every active session's that is not in a running batch, at most
+        ``max_batch``, and with several workers at most one cohort's share.
+        """
+        return min(self._cap(), max(1, self._active - self._in_flight))
+
+    def _cap(self) -> int:
+        """Most steps in one batch: ``max_batch``, and with several workers one cohort's share."""
+        if self.workers > 1 and self._active >= 2 * self.min_cohort:
+            return min(self.max_batch, math.ceil(self._active / self.workers))
+        return self.max_batch
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            self._cond.notify()
-        self._worker.join(timeout=5)
+            self._cond.notify_all()
+        for worker in self._workers:
+            worker.join(timeout=5)
 
     def _take_batch(self) -> list[_Request] | None:
         """The next batch; ``[]`` when woken by departures only (to compact views); ``None`` once closed."""
@@ -275,17 +321,26 @@ class BatchScheduler:
                     break
                 self._cond.wait(remaining)
                 self._settle_departures()
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            size = min(len(self._pending), self._cap())
+            batch, self._pending = self._pending[:size], self._pending[size:]
+            self._in_flight += len(batch)
             self._count(len(batch))
+            if self._pending:  # more than one cohort's share is in: the next collecting worker takes it at once
+                self._cond.notify()
             return batch
 
     def _loop(self) -> None:
         while True:
-            batch = self._take_batch()
+            with self._collecting:
+                batch = self._take_batch()
             if batch is None:
                 return
             if batch:
-                self._run(batch)
+                try:
+                    self._run(batch)
+                finally:
+                    with self._cond:
+                        self._in_flight -= len(batch)
             else:  # woken by departures: states left idle may now hold a mostly dead batch
                 self._compact_views()
             del batch  # hold no request (nor the states in it) while waiting for the next batch

@@ -16,7 +16,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from guardkit._resources import default_model_path
-from guardkit.errors import ModelLoadError
+from guardkit.errors import GuardConfigError, ModelLoadError
 from guardkit.manifest import Manifest, load_manifest
 from guardkit.providers import check_active, import_onnxruntime, providers_for
 from guardkit.stepper import SlotPool
@@ -70,6 +70,32 @@ class StepOutput:
     prompt_risk: np.ndarray | None
     prompt_category: np.ndarray | None
     state: KVState
+
+
+#: ONNX Runtime intra-op threads when ``threads=None``: one per model call (see :func:`session_options`).
+DEFAULT_THREADS = 1
+
+
+def session_options(ort: Any, threads: int | None = None) -> Any:
+    """The ``SessionOptions`` every StreamModel uses.
+
+    ``threads=None`` means one intra-op thread per call, with no spinning: a
+    lone stream's step (a batch-1 product of a few hundred rows) is fastest on
+    one thread, and concurrent calls (threads, the batcher's cohorts) run side
+    by side, one per core. Spinning is off at any thread count: ONNX Runtime's
+    default pool busy-waits between operators and burns the cores other streams
+    and the sessions' Python need (``guardkit bench`` measures both).
+    """
+    if threads is not None and threads < 1:
+        raise GuardConfigError(f"threads must be >= 1, got {threads}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = DEFAULT_THREADS if threads is None else threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -135,17 +161,16 @@ class StreamModel:
     def _load_session(self, device: str, threads: int | None, trt_cache_dir: str | Path | None, fp16: bool) -> Any:
         ort = import_onnxruntime()
         providers = providers_for(device, fp16=fp16, trt_cache_dir=Path(trt_cache_dir) if trt_cache_dir else None)
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options = session_options(ort, threads)
         model_path = self.path / self.manifest.model_file
         try:
             session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises several unrelated types
             raise ModelLoadError(f"onnxruntime cannot load the model: {exc}", path=str(model_path)) from None
         check_active(device, session.get_providers())
+        # MLAS runs a 2-row product (one stream's 2 tokens, or 2 streams' single tokens) through the
+        # packed GEMM that 3+ rows use, at about twice a 1-row product's cost: split those on CPU
+        self._split_pairs = session.get_providers()[0] == "CPUExecutionProvider"
         return session
 
     def _check_contract(self) -> None:
@@ -287,6 +312,11 @@ class StreamModel:
             raise ValueError("run() needs at least one token")
         if state.length + k > self.max_positions:
             raise ValueError(f"{state.length + k} positions exceed the model's max_positions {self.max_positions}")
+        if k == 2 and self._split_pairs:  # two 1-row calls cost less than one 2-row call (see _load_session)
+            first, length = self._run_raw(state, token_ids[:1])
+            second, length = self._run_raw(KVState(tuple(first[n] for n in self.present_names), length), token_ids[1:])
+            return {n: second[n] if n.startswith("present.") else np.concatenate([first[n], second[n]], axis=1)
+                    for n in self._output_names}, length
         feeds: dict[str, np.ndarray] = {
             "input_ids": np.asarray(token_ids, dtype=np.int64).reshape(1, k),
             "attention_mask": np.ones((1, state.length + k), dtype=np.int64),
@@ -330,8 +360,9 @@ class StreamModel:
         """
         if len(states) != len(token_lists):
             raise ValueError("states and token_lists differ in length")
-        if len(states) == 1:
-            return [self.step(states[0], token_lists[0], prompt_head=prompt_head)]
+        if len(states) == 1 or (len(states) == 2 and self._split_pairs and len(token_lists[0]) == len(token_lists[1]) == 1):
+            # alone, or two single tokens: 1-row calls (a 2-row call costs about two, see _load_session)
+            return [self.step(state, ids, prompt_head=prompt_head) for state, ids in zip(states, token_lists)]
         for state, ids in zip(states, token_lists):
             if not ids:
                 raise ValueError("every stream needs at least one token")
