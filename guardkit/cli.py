@@ -142,17 +142,43 @@ def _stdin_deltas(chunk_bytes: int = 256) -> Iterator[str]:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    guard = _guard(args)
-    stream = guard.stream(_stdin_deltas(), prompt=args.prompt, on_block="replace")
-    for text in stream:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    from guardkit.guard import Guard
+
+    sink = None
+    if args.audit is not None:
+        from guardkit.audit import JsonlSink
+
+        sink = JsonlSink(args.audit)
+    guard = Guard(args.model, policy=args.policy, device=args.device, audit=sink)
+    stream = guard.stream(_stdin_deltas(), prompt=args.prompt, on_block="replace", request_id=args.request_id)
+    try:
+        for text in stream:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    finally:
+        stream.close()
+        if sink is not None:
+            sink.close()  # the stream's records are on disk before we exit
     sys.stdout.write("\n")
     if args.json:
         sys.stderr.write(json.dumps(stream.verdict.to_dict()) + "\n")
     else:
         _print_verdict(stream.verdict, "guardkit", out=sys.stderr)
     return EXIT_BLOCKED if stream.blocked else EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from guardkit.audit.summary import summarize_files
+
+    for path in args.files:
+        if not os.path.isfile(path):
+            raise UsageError(f"{path}: no such file")
+    summary = summarize_files(args.files)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        summary.write(sys.stdout)
+    return EXIT_OK
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
@@ -198,6 +224,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.audit:  # only the cost of decision records and spans
+        from guardkit.audit.bench import main_json, print_audit_report, run_audit_bench
+
+        figures = run_audit_bench(args.model, tokens=args.tokens, rounds=max(args.rounds, 10), threads=args.threads)
+        print(main_json(figures)) if args.json else print_audit_report(figures)
+        return EXIT_OK
     from guardkit.bench import print_report, run_bench
 
     result = run_bench(
@@ -250,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     stream = sub.add_parser("stream", help="guard text arriving on stdin, writing released text to stdout")
     stream.add_argument("--prompt", default=None)
     stream.add_argument("--json", action="store_true", help="print the verdict as JSON on stderr")
+    stream.add_argument("--audit", default=None, metavar="FILE", help="append the decision records to FILE (JSON lines)")
+    stream.add_argument("--request-id", default=None, help="request id to put in the decision records")
     _add_model_options(stream)
     stream.set_defaults(func=cmd_stream)
 
@@ -276,8 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--streams", type=_positive_int_list, default=None, help="concurrent stream counts, e.g. 1,8,32,64")
     bench.add_argument("--baseline-model", default=None, metavar="PATH",
                        help="another bundle (e.g. a previous release) whose batch-1 step is timed side by side")
+    bench.add_argument("--audit", action="store_true",
+                       help="only measure what decision records and OpenTelemetry spans add per token (alternating, wall and CPU time)")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
+
+    audit = sub.add_parser("audit", help="read decision records (see README: Audit records, monitor mode and OpenTelemetry)")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    summarize = audit_sub.add_parser("summarize", help="counts by action, category and policy, and latency percentiles")
+    summarize.add_argument("files", nargs="+", metavar="FILE.jsonl", help="JSON-lines record files (rotated ones too: FILE FILE.1 ...)")
+    summarize.add_argument("--json", action="store_true")
+    summarize.set_defaults(func=cmd_audit)
 
     evaluate = sub.add_parser("eval", help="measure the guard on a labelled JSONL file (see README: Evaluate and calibrate)")
     evaluate.add_argument("data", nargs="?", default=None, help="evaluation JSONL file")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, AsyncIterable, Iterable
 
+from guardkit.audit.sinks import Auditor, auditor_for
 from guardkit.batching import BatchScheduler
 from guardkit.errors import GuardConfigError
 from guardkit.model import StreamModel
@@ -37,6 +38,13 @@ class Guard:
         max_wait_ms, max_batch, max_delay_ms: the batcher's wait (a batch runs
             once no step arrived for ``max_wait_ms``, at most ``max_delay_ms``
             after its first: default 20 ms or ``max_wait_ms`` if longer) and batch size.
+        audit: where decision records go (see :mod:`guardkit.audit`): a sink
+            (an object with ``emit(record)``), a callable, a JSON-lines file
+            path, or a list of them. Every prompt check and every stream then
+            ends with one record; a failing sink is logged once and skipped.
+        otel: OpenTelemetry spans and metrics. ``None`` (default): on when
+            ``opentelemetry-api`` is installed (a no-op until the application
+            configures the SDK); ``True``: required; ``False``: off.
 
     One Guard may be used from many threads and tasks at once; each response
     gets its own :class:`StreamSession`. With a loaded :class:`StreamModel`,
@@ -56,6 +64,8 @@ class Guard:
         max_wait_ms: float = 2.0,
         max_batch: int = 64,
         max_delay_ms: float | None = None,
+        audit: Any = None,
+        otel: bool | None = None,
     ) -> None:
         self.policy: Policy = load_policy(policy)
         if isinstance(model, StreamModel):
@@ -71,6 +81,9 @@ class Guard:
         if batching:
             # async streams await the batcher directly: no worker thread per stream
             self.scheduler = BatchScheduler(self.model, max_wait_ms=max_wait_ms, max_batch=max_batch, max_delay_ms=max_delay_ms)
+        self.auditor: Auditor | None = auditor_for(audit, otel)
+        if self.auditor is not None:
+            self.auditor.watch(self.model, self.scheduler)
 
     def close(self) -> None:
         """Stop the batcher's worker thread (no-op without batching, or for a :meth:`with_policy` child)."""
@@ -89,51 +102,57 @@ class Guard:
         The child shares resources it does not own: closing it leaves this
         Guard's batcher running; closing this Guard stops the child's batching too.
         """
-        guard = Guard(self.model, policy)
+        guard = Guard(self.model, policy, otel=False)
         guard.scheduler = self.scheduler
         guard._owns_scheduler = False
+        guard.auditor = self.auditor  # its records go where this Guard's go
         return guard
 
     # -- one-shot checks -------------------------------------------------
-    def check_prompt(self, prompt: str) -> Verdict:
+    def check_prompt(self, prompt: str, *, request_id: str | None = None, conversation_id: str | None = None) -> Verdict:
         """Judge a user prompt with the prompt head (read at the prompt's last token)."""
-        with self._prompt_session(prompt) as session:
+        with self._prompt_session(prompt, request_id, conversation_id) as session:
             session.start()
             return _prompt_outcome(session)
 
-    def check_response(self, response: str, prompt: str | None = None) -> Verdict:
+    def check_response(
+        self, response: str, prompt: str | None = None, *, request_id: str | None = None, conversation_id: str | None = None
+    ) -> Verdict:
         """Judge a whole response with the streaming rule, so it agrees with :meth:`stream`.
 
         The prompt, when given, is only context here: its own verdict is
         :meth:`check_prompt`'s job.
         """
-        with self._response_session(response, prompt) as session:
+        with self._response_session(response, prompt, request_id, conversation_id) as session:
             session.feed(response)
             session.finish()
             return session.verdict
 
-    async def acheck_prompt(self, prompt: str) -> Verdict:
+    async def acheck_prompt(self, prompt: str, *, request_id: str | None = None, conversation_id: str | None = None) -> Verdict:
         """:meth:`check_prompt` for asyncio (the model step is awaited off the event loop)."""
-        with self._prompt_session(prompt) as session:
+        with self._prompt_session(prompt, request_id, conversation_id) as session:
             await session.astart()
             return _prompt_outcome(session)
 
-    async def acheck_response(self, response: str, prompt: str | None = None) -> Verdict:
+    async def acheck_response(
+        self, response: str, prompt: str | None = None, *, request_id: str | None = None, conversation_id: str | None = None
+    ) -> Verdict:
         """:meth:`check_response` for asyncio."""
-        with self._response_session(response, prompt) as session:
+        with self._response_session(response, prompt, request_id, conversation_id) as session:
             await session.afeed(response)
             await session.afinish()
             return session.verdict
 
-    def _prompt_session(self, prompt: str) -> StreamSession:
+    def _prompt_session(self, prompt: str, request_id: str | None, conversation_id: str | None) -> StreamSession:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
-        return self.session(prompt)
+        return self.session(prompt, request_id=request_id, conversation_id=conversation_id)
 
-    def _response_session(self, response: str, prompt: str | None) -> StreamSession:
+    def _response_session(self, response: str, prompt: str | None, request_id: str | None, conversation_id: str | None) -> StreamSession:
         if not isinstance(response, str):
             raise TypeError(f"response must be str, got {type(response).__name__}")
-        return StreamSession(self.model, self._response_only_policy(), prompt, stepper=self._stepper())
+        return StreamSession(self.model, self._response_only_policy(), prompt, stepper=self._stepper(), auditor=self.auditor,
+                             request_id=request_id, conversation_id=conversation_id)
 
     def _response_only_policy(self) -> Policy:
         if self.policy.prompt.action == "allow":
@@ -141,23 +160,34 @@ class Guard:
         return self.policy.model_copy(update={"prompt": self.policy.prompt.model_copy(update={"action": "allow"})})
 
     # -- streaming -------------------------------------------------------
-    def session(self, prompt: str | None = None) -> StreamSession:
-        """A sans-I/O session for one response: ``feed(delta)`` / ``finish()`` return events."""
-        return StreamSession(self.model, self.policy, prompt, stepper=self._stepper())
+    def session(self, prompt: str | None = None, *, request_id: str | None = None, conversation_id: str | None = None) -> StreamSession:
+        """A sans-I/O session for one response: ``feed(delta)`` / ``finish()`` return events.
+
+        ``request_id`` / ``conversation_id`` tag its decision records (default:
+        those set with :func:`guardkit.audit.ids`).
+        """
+        return StreamSession(self.model, self.policy, prompt, stepper=self._stepper(), auditor=self.auditor,
+                             request_id=request_id, conversation_id=conversation_id)
 
     def _stepper(self) -> Stepper:
         """One session's stepper: it runs the steps (batched or direct) and owns the session's slot."""
         return stepper_for(self.model, self.scheduler)
 
-    def stream(self, chunks: Iterable[str], prompt: str | None = None, on_block: OnBlockMode | None = None) -> GuardedStream:
+    def stream(
+        self, chunks: Iterable[str], prompt: str | None = None, on_block: OnBlockMode | None = None, *,
+        request_id: str | None = None, conversation_id: str | None = None,
+    ) -> GuardedStream:
         """Guard an iterable of text deltas; iterate the result to get released text."""
-        return GuardedStream(self.session(prompt), chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message)
+        session = self.session(prompt, request_id=request_id, conversation_id=conversation_id)
+        return GuardedStream(session, chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message)
 
-    def astream(self, chunks: AsyncIterable[str] | Iterable[str], prompt: str | None = None, on_block: OnBlockMode | None = None) -> AsyncGuardedStream:
+    def astream(
+        self, chunks: AsyncIterable[str] | Iterable[str], prompt: str | None = None, on_block: OnBlockMode | None = None, *,
+        request_id: str | None = None, conversation_id: str | None = None,
+    ) -> AsyncGuardedStream:
         """Async twin of :meth:`stream`: judging on the event loop, model steps awaited off it."""
-        return AsyncGuardedStream(
-            self.session(prompt), chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message
-        )
+        session = self.session(prompt, request_id=request_id, conversation_id=conversation_id)
+        return AsyncGuardedStream(session, chunks, on_block=self._on_block(on_block), message=self.policy.on_block.message)
 
     def _on_block(self, on_block: Any) -> OnBlockMode:
         mode = on_block if on_block is not None else self.policy.on_block.mode

@@ -20,8 +20,10 @@ what goes into the model's positions (prompt windows, re-prefills) is
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
+import time
 import weakref
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Callable, Generator
@@ -38,6 +40,8 @@ from guardkit.stepper import DirectStepper, Stepper, stepper_for
 from guardkit.verdict import RISK_LEVELS, Blocked, Event, Flagged, Released, Retracted, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
+    from guardkit.audit.recorder import SessionAudit
+    from guardkit.audit.sinks import Auditor
     from guardkit.batching import BatchScheduler
     from guardkit.model import StreamModel
 
@@ -67,6 +71,14 @@ _Steps = Generator["StepRequest | _Offload | None", Any, list[Event]]
 _SEVERITY = {"allow": 0, "flag": 1, "halt": 2}
 
 
+def _capture(call: Callable[..., Any], *args: Any) -> tuple[Any, Exception | None]:
+    """``call(*args)`` as (result, None), or (None, the exception): an offloaded call's failure is the generator's to judge."""
+    try:
+        return call(*args), None
+    except Exception as exc:  # noqa: BLE001 - returned, not swallowed
+        return None, exc
+
+
 def _worse(a: TokenJudgement | None, b: TokenJudgement) -> TokenJudgement:
     """The more severe prompt judgement (action, then level, then unsafe score); ``a`` on ties."""
     if a is None:
@@ -77,6 +89,12 @@ def _worse(a: TokenJudgement | None, b: TokenJudgement) -> TokenJudgement:
 
 def _scores(p: tuple[float, float, float]) -> dict[str, float]:
     return {level: round(value, 6) for level, value in zip(RISK_LEVELS, p)}
+
+
+def _monitored(verdict: Verdict) -> Verdict:
+    """Monitor mode: a would-be block, reported as a flag (nothing is withheld or halted)."""
+    note = "monitor mode: enforcement would have blocked here"
+    return dataclasses.replace(verdict, action="flag", reason=f"{note}; {verdict.reason}" if verdict.reason else note)
 
 
 class StreamSession:
@@ -94,6 +112,13 @@ class StreamSession:
     (where async steps run without a scheduler; asyncio's default pool when ``None``).
     A session dropped without :meth:`close` gives its slot back when it becomes
     unreachable (no garbage-collection pass needed).
+
+    ``auditor`` (``Guard(audit=...)`` builds it) receives one decision record
+    when the prompt has been judged and one when the response ends (finished,
+    blocked or closed early), from here, whatever drives the session. In the
+    policy's ``monitor`` enforcement mode nothing is withheld or halted: text
+    is released as it arrives, a would-be block is reported as a flag (and in
+    the record as ``decision: block``) and judging stops there.
     """
 
     def __init__(
@@ -105,6 +130,9 @@ class StreamSession:
         scheduler: BatchScheduler | None = None,
         executor: Executor | None = None,
         stepper: Stepper | None = None,
+        auditor: Auditor | None = None,
+        request_id: str | None = None,
+        conversation_id: str | None = None,
     ) -> None:
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError(f"prompt must be str or None, got {type(prompt).__name__}")
@@ -137,6 +165,22 @@ class StreamSession:
         self.prompt_category_index = -1  # that window's most likely prompt category (-1: none)
         self.unjudged_tokens = 0  # tokens that passed unjudged because their step failed under failure_mode "open"
         self._chunk = chunk_size(model.max_positions)
+        #: the kind of text this session guards (``answer``, ``reasoning``, ``tool_arguments`` ...), for its records
+        self.channel = "answer"
+        self.guard_seconds = 0.0  # time spent in start/feed/finish calls (the guard's latency)
+        self.model_errors = 0
+        self.failure: str | None = None  # "open" / "closed" once a model error made the guard fail that way
+        self._call_t0: float | None = None
+        self._monitor = policy.enforcement == "monitor"
+        self._would_block: Verdict | None = None  # monitor mode: the response verdict enforcement would have blocked with
+        self._passing = False  # monitor mode, after a would-be block: the rest passes unjudged
+        self._response_begun = False
+        self._answer_recorded = False
+        self._audit: SessionAudit | None = None
+        if auditor is not None:
+            from guardkit.audit.recorder import SessionAudit
+
+            self._audit = SessionAudit(auditor, request_id, conversation_id)
 
     @property
     def stepper(self) -> Stepper:
@@ -195,6 +239,8 @@ class StreamSession:
         """The blocking verdict, else the most severe flag, else a safe verdict (so far)."""
         if self._blocked is not None:
             return self._blocked
+        if self._would_block is not None:
+            return _monitored(self._would_block)
         if self._flags:
             return max(self._flags, key=lambda v: (RISK_LEVELS.index(v.level), v.scores.get("unsafe", 0.0)))
         peak = self._peak
@@ -230,6 +276,7 @@ class StreamSession:
     def _drive(self, steps: _Steps) -> list[Event]:
         """Run each requested step here, blocking (through the scheduler when batching)."""
         step = self._stepper.step
+        self._call_t0 = time.perf_counter()
         try:
             request = next(steps)
             while True:
@@ -248,10 +295,13 @@ class StreamSession:
                     request = steps.send(out)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        finally:
+            self._stop_clock()
 
     async def _adrive(self, steps: _Steps) -> list[Event]:
         """Await each requested step (on the scheduler's batches, else in a worker thread); let the loop run at pauses."""
         astep = self._stepper.astep
+        self._call_t0 = time.perf_counter()
         try:
             request = next(steps)
             while True:
@@ -271,8 +321,29 @@ class StreamSession:
                     request = steps.send(out)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+        finally:
+            self._stop_clock()
+
+    def _stop_clock(self) -> None:
+        if self._call_t0 is not None:
+            self.guard_seconds += time.perf_counter() - self._call_t0
+            self._call_t0 = None
+
+    def _elapsed(self) -> float:
+        """Guard time so far, the current call included."""
+        return self.guard_seconds + (time.perf_counter() - self._call_t0 if self._call_t0 is not None else 0.0)
 
     # -- the session's logic, as step generators --------------------------
+    def _judge_prompt(self, worst: TokenJudgement | None, risk: np.ndarray, category: np.ndarray | None,
+                      categories: tuple[str, ...]) -> TokenJudgement:
+        """Judge one prompt window's scores; keep the worst window's scores as the session's prompt scores."""
+        j = judge_prompt(self.policy, risk, category, categories)
+        if worst is None or _worse(worst, j) is j:
+            self.prompt_risk = np.asarray(risk, dtype=np.float64)
+            has_categories = category is not None and len(category) > 0
+            self.prompt_category_index = int(np.argmax(category)) if has_categories else -1
+        return _worse(worst, j)
+
     def _start(self) -> _Steps:
         if self._started:
             return []
@@ -289,27 +360,36 @@ class StreamSession:
             plan = plan_prompt()
         self._kv.context_ids = plan.context + prefix_ids
         worst: TokenJudgement | None = None
-        # a prompt that is only context (its check allows everything) needs no window but the last
-        windows = plan.windows if self.prompt is not None and self.policy.prompt.action != "allow" else plan.windows[-1:]
-        for n, window in enumerate(windows):
-            last = n == len(windows) - 1  # the prompt's end: the response's context
+        judged = self.prompt is not None and self.policy.prompt.action != "allow"
+        classifier = self.model.prompt_classifier if self.prompt is not None else None
+        if classifier is not None:  # the bundle's prompt classifier judges the prompt; the stream model reads it as context
+            scored, error = yield _Offload(functools.partial(_capture, self.model.classify_prompt, plan.windows if judged else plan.windows[-1:]))
+            if error is not None:
+                return self._model_failed(error, prompt_phase=True)
+            for risk, category in scored:
+                worst = self._judge_prompt(worst, risk, category, self.model.prompt_categories)
+                if worst.action == "halt":
+                    break
+            if worst is not None and worst.action == "halt" and not self._monitor:
+                stream_windows: tuple[tuple[int, ...], ...] = ()  # refused: no response follows, so no context to read
+            else:
+                stream_windows = plan.windows[-1:]
+        else:  # a prompt that is only context (its check allows everything) needs no window but the last
+            stream_windows = plan.windows if judged else plan.windows[-1:]
+        for n, window in enumerate(stream_windows):
+            last = n == len(stream_windows) - 1  # the prompt's end: the response's context
             try:
-                out = yield from self._kv.prefill(list(window) + (prefix_ids if last else []), prompt_head=True)
+                out = yield from self._kv.prefill(list(window) + (prefix_ids if last else []), prompt_head=classifier is None)
             except SchedulerClosedError:  # the Guard was closed: not a model failure (fail-open must not pass text)
                 raise
             except Exception as exc:  # noqa: BLE001 - the policy decides what a model failure means
-                return self._model_failed(exc)
+                return self._model_failed(exc, prompt_phase=True)
             if last:
                 self._kv.state = out.state
-            if self.prompt is not None and out.prompt_risk is not None:
+            if classifier is None and self.prompt is not None and out.prompt_risk is not None:
                 row = len(window) - 1
                 category = out.prompt_category[row] if out.prompt_category is not None else None
-                j = judge_prompt(self.policy, out.prompt_risk[row], category, self.model.prompt_categories)
-                if worst is None or _worse(worst, j) is j:
-                    self.prompt_risk = np.asarray(out.prompt_risk[row], dtype=np.float64)
-                    has_categories = category is not None and len(category) > 0
-                    self.prompt_category_index = int(np.argmax(category)) if has_categories else -1
-                worst = _worse(worst, j)
+                worst = self._judge_prompt(worst, out.prompt_risk[row], category, self.model.prompt_categories)
                 if worst.action == "halt":  # blocked: the later windows cannot change that
                     break
         if worst is None:
@@ -320,10 +400,17 @@ class StreamSession:
             level=j.level, category=j.category, scores=_scores(j.scores), action=action,  # type: ignore[arg-type]
             policy=self.policy.name, source="prompt", char_offset=0 if action == "block" else None,
         )
+        judged = self.prompt_verdict
+        if action == "block" and self._monitor:  # shadow mode: report it, let the response go on
+            self.prompt_verdict = _monitored(judged)
+            self._record_prompt(judged, "checked")
+            return [Flagged(self.prompt_verdict)]
         if action == "block":
             self._blocked = self.prompt_verdict
             self._drop_state()
+            self._record_prompt(judged, "blocked")
             return [Blocked(self.prompt_verdict)]
+        self._record_prompt(judged, "checked")
         if action == "flag":
             return [Flagged(self.prompt_verdict)]
         return []
@@ -333,6 +420,7 @@ class StreamSession:
             raise TypeError(f"text deltas must be str, got {type(delta).__name__}")
         if self._closed or self._finished:
             raise SessionClosedError("this session is finished; start a new one for a new response")
+        self._response_begun = True
         events = yield from self._start()
         # a long delta is judged slice by slice (same tokens and verdicts: the split never matters),
         # with a pause point between slices where an async driver lets the event loop run
@@ -344,28 +432,34 @@ class StreamSession:
             piece = delta[begin : begin + SLICE_CHARS]
             start = len(self._retok.text)
             tokens = self._retok.push(piece)
-            if self.policy.release == "passthrough" and piece:
+            if (self._monitor or self.policy.release == "passthrough") and piece:  # released as it arrives
                 events.append(Released(piece, start))
                 self._released = len(self._retok.text)
-            events += yield from self._judge(tokens)
+            if not self._passing:
+                events += yield from self._judge(tokens)
             events += self._release()
         return events
 
     def _finish(self) -> _Steps:
         if self._closed or self._finished:
             return []
+        self._response_begun = True
         events = yield from self._start()
         if self._blocked is None:
-            events += yield from self._judge(self._retok.flush())
+            tokens = self._retok.flush()
+            if not self._passing:
+                events += yield from self._judge(tokens)
             events += self._release(final=self._blocked is None)
         self._finished = True
         self._drop_state()
+        self._record_answer("finished")
         return events
 
     def close(self) -> None:
         """Free the model state and the slot without judging the rest (e.g. the consumer went away)."""
         self._closed = True
         self._drop_state()
+        self._record_answer("closed")
 
     def __enter__(self) -> StreamSession:
         return self
@@ -381,7 +475,7 @@ class StreamSession:
     def _judge(self, tokens: list[GuardToken]) -> _Steps:
         events: list[Event] = []
         for begin in range(0, len(tokens), self._chunk):
-            if self._blocked is not None:
+            if self._blocked is not None or self._passing:
                 break
             chunk = tokens[begin : begin + self._chunk]
             try:
@@ -416,6 +510,8 @@ class StreamSession:
                 self._flagged_categories.add(j.category)
                 verdict = self._verdict(j, "flag", index)
                 self._flags.append(verdict)
+                if self._audit is not None:
+                    self._audit.flagged()
                 events.append(Flagged(verdict))
             onset = self._debounce.push(index, j.halts)
             if onset is not None:
@@ -430,6 +526,8 @@ class StreamSession:
         )
 
     def _block(self, verdict: Verdict) -> list[Event]:
+        if self._monitor:
+            return self._would(verdict)
         self._blocked = verdict
         events: list[Event] = []
         onset = verdict.char_offset if verdict.char_offset is not None else self._released
@@ -439,12 +537,32 @@ class StreamSession:
             events += self._release()
         events.append(Blocked(verdict))
         self._drop_state()
+        if verdict.source == "prompt" and self._prompt_checked:  # a model failure while checking the prompt
+            self._record_prompt(verdict, "blocked")
+        else:
+            self._response_begun = True  # the stream ended here, before or during its response
+            self._record_answer("blocked")
         return events
 
-    def _model_failed(self, exc: Exception, first_unjudged: GuardToken | None = None) -> list[Event]:
+    def _would(self, verdict: Verdict) -> list[Event]:
+        """Monitor mode: enforcement would block here. Report it; the rest passes unjudged."""
+        self._passing = True
+        self._drop_state()
+        if verdict.source == "prompt" and self._prompt_checked:  # a model failure while checking the prompt
+            self._record_prompt(verdict, "checked")
+            return [Flagged(_monitored(verdict))]
+        self._would_block = verdict
+        return [Flagged(_monitored(verdict))]
+
+    def _model_failed(self, exc: Exception, first_unjudged: GuardToken | None = None, *, prompt_phase: bool = False) -> list[Event]:
+        self.model_errors += 1
+        self.failure = self.policy.failure_mode
         if self.policy.failure_mode == "open":
             # this step's text passes unjudged; the next step is judged again
             logger.warning("guardkit model error, failing open (this step's text passes unguarded): %s", exc)
+            if prompt_phase and self._prompt_checked:
+                self._record_prompt(Verdict(level="safe", action="allow", policy=self.policy.name, source="prompt",
+                                            reason=f"model error, failed open: {exc}"), "checked")
             return []
         logger.error("guardkit model error, failing closed (stream blocked): %s", exc)
         onset = self._release_limit(final=False)
@@ -455,6 +573,39 @@ class StreamSession:
             source="response" if self._tokens or first_unjudged else "prompt", reason=f"model error: {exc}",
         )
         return self._block(verdict)
+
+    # -- decision records ----------------------------------------------------
+    @property
+    def _prompt_checked(self) -> bool:
+        """The prompt gets its own check (and record); with ``prompt.action: allow`` it is only context."""
+        return self.prompt is not None and self.policy.prompt.action != "allow"
+
+    def _record_prompt(self, verdict: Verdict, end: str) -> None:
+        """One record for the prompt check (none when the prompt is only context: ``prompt.action: allow``)."""
+        if end == "blocked":
+            self._answer_recorded = True  # the prompt's record ends this session
+        if self._audit is None or not self._prompt_checked:
+            return
+        self._audit.record(
+            channel="prompt", verdict=verdict, end=end, policy=self.policy, model=self.model, text=self.prompt, chars_released=0,
+            tokens_judged=0, flags=[], guard_seconds=self._elapsed(), model_calls=self.model_calls, reprefills=0,
+            failure=self.failure, model_errors=self.model_errors, unjudged_tokens=0,
+        )
+
+    def _record_answer(self, end: str) -> None:
+        """One record when the response ends (once; none for a session that never saw a response, e.g. a prompt check)."""
+        if self._answer_recorded or not self._response_begun:
+            return
+        self._answer_recorded = True
+        if self._audit is None:
+            return
+        verdict = self._would_block if self._would_block is not None else self.verdict
+        self._audit.record(
+            channel=self.channel, verdict=verdict, end=end, policy=self.policy, model=self.model, text=self._retok.text,
+            chars_released=self._released, tokens_judged=len(self._tokens), flags=self._flags, guard_seconds=self._elapsed(),
+            model_calls=self.model_calls, reprefills=self.reprefills, failure=self.failure, model_errors=self.model_errors,
+            unjudged_tokens=self.unjudged_tokens,
+        )
 
     def _release_limit(self, *, final: bool) -> int:
         if self._blocked is not None:
