@@ -84,10 +84,7 @@ def _split_rendering(model: StreamModel, ids: list[int]) -> tuple[list[int], lis
     alone; where the rendering does not start/end with exactly those ids (a
     merge across the boundary), the head is the first token and the tail empty.
     """
-    before, _, after = model.manifest.template.prompt.partition("{prompt}")
-    encode = model.tokenizer.encode
-    head = encode(before, add_special_tokens=False).ids if before else []
-    tail = encode(after, add_special_tokens=False).ids if after else []
+    head, tail = model.template_head_tail()  # the control tokenizer: "[SEP]" in a template is the special token
     if len(head) + len(tail) < len(ids) and ids[: len(head)] == head and ids[len(ids) - len(tail) :] == tail:
         return head, ids[len(head) : len(ids) - len(tail)], tail
     return ids[:1], ids[1:], []

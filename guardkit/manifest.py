@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from guardkit.errors import ModelLoadError
 from guardkit.verdict import CATEGORIES, RISK_LEVELS
 
-__all__ = ["FileEntry", "Manifest", "StateSpec", "Template", "bundle_file", "load_manifest", "sha256_of"]
+__all__ = ["FileEntry", "Manifest", "PromptModelSpec", "StateSpec", "Template", "bundle_file", "load_manifest", "sha256_of"]
 
 MANIFEST_NAME = "guardkit.json"
 FORMAT_VERSION = 1
@@ -54,6 +54,22 @@ class Template(BaseModel):
     response_prefix: str = ""
 
 
+class PromptModelSpec(BaseModel):
+    """An optional second graph that judges whole prompts (see :mod:`guardkit.prompt_model`).
+
+    ``file`` takes the template's rendering of the prompt as ``input_ids`` and
+    ``attention_mask`` ([batch, seq]) and returns ``risk_logits`` [batch, 3] and
+    ``category_logits`` [batch, len(categories)]; renderings longer than
+    ``max_tokens`` are judged in overlapping windows.
+    """
+
+    model_config = _CONFIG
+    file: str
+    max_tokens: int = Field(ge=8, le=65536)
+    risk_labels: tuple[str, ...]
+    categories: tuple[str, ...]
+
+
 class Manifest(BaseModel):
     model_config = _CONFIG
     format_version: int
@@ -71,15 +87,19 @@ class Manifest(BaseModel):
     max_positions: int = Field(ge=8)
     state: StateSpec
     template: Template
+    prompt_model: PromptModelSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Manifest:
         if self.format_version != FORMAT_VERSION:
             raise ValueError(f"unsupported format_version {self.format_version}; this guardkit reads {FORMAT_VERSION}")
-        for field, labels in (("risk_labels", self.risk_labels), ("prompt_risk_labels", self.prompt_risk_labels)):
+        classifier = self.prompt_model
+        for field, labels in (("risk_labels", self.risk_labels), ("prompt_risk_labels", self.prompt_risk_labels),
+                              ("prompt_model.risk_labels", classifier.risk_labels if classifier else None)):
             if labels is not None and sorted(labels) != sorted(RISK_LEVELS):
                 raise ValueError(f"{field} must be a permutation of {list(RISK_LEVELS)}, got {list(labels)}")
-        for field, cats in (("categories", self.categories), ("prompt_categories", self.prompt_categories)):
+        for field, cats in (("categories", self.categories), ("prompt_categories", self.prompt_categories),
+                            ("prompt_model.categories", classifier.categories if classifier else None)):
             unknown = [c for c in cats or () if c not in CATEGORIES]
             if unknown:
                 raise ValueError(f"{field} holds non-canonical ids {unknown}; canonical: {list(CATEGORIES)}")
@@ -87,10 +107,15 @@ class Manifest(BaseModel):
             problem = _unsafe_name(name)
             if problem:
                 raise ValueError(f"files: {name!r} {problem}")
-        for required in (self.model_file, self.tokenizer_file):
+        for required in self.graph_files + (self.tokenizer_file,):
             if required not in self.files:
                 raise ValueError(f"files has no entry for {required!r}")
         return self
+
+    @property
+    def graph_files(self) -> tuple[str, ...]:
+        """The ONNX files of the bundle: the stream model, then the prompt model if there is one."""
+        return (self.model_file,) + ((self.prompt_model.file,) if self.prompt_model else ())
 
 
 def _unsafe_name(name: str) -> str | None:
@@ -174,7 +199,8 @@ def load_manifest(bundle_dir: Path, *, verify: bool = True) -> Manifest:
                 raise ModelLoadError(f"size {size} differs from the manifest's {entry.bytes} (corrupt or replaced file)", path=str(bundle_dir / name))
             if sha256_of(path) != entry.sha256:
                 raise ModelLoadError("sha256 differs from the manifest (corrupt or replaced file)", path=str(bundle_dir / name))
-    _check_external_data(bundle_dir, manifest, resolved)
+    for graph in manifest.graph_files:
+        _check_external_data(bundle_dir, graph, resolved)
     return manifest
 
 
@@ -204,11 +230,11 @@ def _read_manifest_json(manifest_path: Path) -> object:
         raise ModelLoadError("invalid manifest: JSON nested too deeply", path=where) from None
 
 
-def _check_external_data(bundle_dir: Path, manifest: Manifest, resolved: dict[str, Path]) -> None:
-    """Every external-data file the model names must be a file the manifest lists (and so hashes)."""
+def _check_external_data(bundle_dir: Path, model_file: str, resolved: dict[str, Path]) -> None:
+    """Every external-data file an ONNX graph names must be a file the manifest lists (and so hashes)."""
     from guardkit._onnx_refs import OnnxParseError, external_data_locations
 
-    model_path = resolved[manifest.model_file]
+    model_path = resolved[model_file]
     try:
         with model_path.open("rb") as handle:
             if os.fstat(handle.fileno()).st_size == 0:
@@ -216,12 +242,12 @@ def _check_external_data(bundle_dir: Path, manifest: Manifest, resolved: dict[st
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:  # no copy of a large graph
                 locations = external_data_locations(data)
     except OnnxParseError as exc:
-        raise ModelLoadError(f"not a valid ONNX model file: {exc}", path=str(bundle_dir / manifest.model_file)) from None
+        raise ModelLoadError(f"not a valid ONNX model file: {exc}", path=str(bundle_dir / model_file)) from None
     listed = {path: name for name, path in resolved.items()}
     # ONNX Runtime resolves a location against the directory of the model path it was given
-    model_dir = PurePosixPath(manifest.model_file).parent
+    model_dir = PurePosixPath(model_file).parent
     for location in locations:
-        where = str(bundle_dir / manifest.model_file)
+        where = str(bundle_dir / model_file)
         name = posixpath.normpath(str(model_dir / location)) if location and "\\" not in location else ""
         if _unsafe_name(name) is not None:
             raise ModelLoadError(f"the model's external data {location!r} is not a plain relative path inside the bundle", path=where)

@@ -8,6 +8,7 @@ thread-safe).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,6 +19,7 @@ from tokenizers import Tokenizer
 from guardkit._resources import default_model_path
 from guardkit.errors import GuardConfigError, ModelLoadError
 from guardkit.manifest import Manifest, load_manifest
+from guardkit.prompt_model import PromptClassifier
 from guardkit.providers import check_active, import_onnxruntime, providers_for
 from guardkit.stepper import SlotPool
 from guardkit.verdict import RISK_LEVELS
@@ -128,7 +130,11 @@ class StreamModel:
         self._probe()  # real output shapes and dtypes, before any session can fail (or fail open) on them
         m = self.manifest
         self.categories: tuple[str, ...] = m.categories
-        self.prompt_categories: tuple[str, ...] = m.prompt_categories or ()
+        self.prompt_classifier: PromptClassifier | None = (
+            PromptClassifier(self.path, m, functools.partial(self._load_graph, device, threads, trt_cache_dir, fp16)) if m.prompt_model else None
+        )
+        # the categories prompt verdicts are read in: the classifier's when the bundle has one
+        self.prompt_categories: tuple[str, ...] = self.prompt_classifier.categories if self.prompt_classifier else (m.prompt_categories or ())
         self._risk_order = np.array([m.risk_labels.index(level) for level in RISK_LEVELS])
         prompt_labels = m.prompt_risk_labels or m.risk_labels
         self._prompt_risk_order = np.array([prompt_labels.index(level) for level in RISK_LEVELS])
@@ -159,18 +165,22 @@ class StreamModel:
         return text
 
     def _load_session(self, device: str, threads: int | None, trt_cache_dir: str | Path | None, fp16: bool) -> Any:
+        session = self._load_graph(device, threads, trt_cache_dir, fp16, self.path / self.manifest.model_file)
+        # MLAS runs a 2-row product (one stream's 2 tokens, or 2 streams' single tokens) through the
+        # packed GEMM that 3+ rows use, at about twice a 1-row product's cost: split those on CPU
+        self._split_pairs = session.get_providers()[0] == "CPUExecutionProvider"
+        return session
+
+    def _load_graph(self, device: str, threads: int | None, trt_cache_dir: str | Path | None, fp16: bool, model_path: Path) -> Any:
+        """An ONNX Runtime session for one of the bundle's graphs, on the chosen device."""
         ort = import_onnxruntime()
         providers = providers_for(device, fp16=fp16, trt_cache_dir=Path(trt_cache_dir) if trt_cache_dir else None)
         options = session_options(ort, threads)
-        model_path = self.path / self.manifest.model_file
         try:
             session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises several unrelated types
             raise ModelLoadError(f"onnxruntime cannot load the model: {exc}", path=str(model_path)) from None
         check_active(device, session.get_providers())
-        # MLAS runs a 2-row product (one stream's 2 tokens, or 2 streams' single tokens) through the
-        # packed GEMM that 3+ rows use, at about twice a 1-row product's cost: split those on CPU
-        self._split_pairs = session.get_providers()[0] == "CPUExecutionProvider"
         return session
 
     def _check_contract(self) -> None:
@@ -444,6 +454,25 @@ class StreamModel:
             if part:
                 ids += self._control_tokenizer.encode(part, add_special_tokens=False).ids
         return ids
+
+    def template_head_tail(self) -> tuple[list[int], list[int]]:
+        """The ids of the prompt template's text before and after ``{prompt}`` (special tokens as such)."""
+        before, _, after = self.manifest.template.prompt.partition("{prompt}")
+        encode = self._control_tokenizer.encode
+        return (encode(before, add_special_tokens=False).ids if before else [],
+                encode(after, add_special_tokens=False).ids if after else [])
+
+    def classify_prompt(self, windows: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The prompt classifier's (risk, category) probabilities for the rendered prompt's windows.
+
+        Each window (as :func:`guardkit.kvwindow.prompt_windows` cuts them) is cut
+        again to the classifier's ``max_tokens``; all pieces run in one call.
+        """
+        if self.prompt_classifier is None:
+            raise RuntimeError("this bundle has no prompt classifier")
+        head, tail = self.template_head_tail()
+        pieces = [piece for window in windows for piece in self.prompt_classifier.windows(window, head, tail)]
+        return self.prompt_classifier.classify(pieces)
 
     def response_prefix_ids(self) -> list[int]:
         prefix = self.manifest.template.response_prefix

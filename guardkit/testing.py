@@ -190,8 +190,51 @@ def _graph(weights: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
     return model
 
 
-def build_tiny_bundle(out_dir: str | Path, *, max_positions: int = 128, seed: int = 0) -> Path:
-    """Write a complete tiny model bundle (manifest, ONNX, tokenizer) to ``out_dir``."""
+def _prompt_classifier_graph(vocab: dict[str, int], words: dict[str, str]):  # type: ignore[no-untyped-def]
+    """A bag-of-words prompt classifier: unsafe when any of ``words`` occurs anywhere in the prompt.
+
+    Per token a row of logits (safe, unsafe, controversial, then the categories),
+    max-pooled over the unmasked tokens: it reads the whole prompt at once, as a
+    bidirectional classifier does. Its risk labels are in Qwen3Guard's order too.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    cats = _PROMPT_CATEGORIES
+    table = np.zeros((len(vocab), 3 + len(cats)), dtype=np.float32)
+    table[:, 0] = 4.0  # safe
+    for word, category in words.items():
+        table[vocab[word], 1] = 8.0
+        table[vocab[word], 3 + cats.index(category)] = 8.0
+    nodes = [
+        helper.make_node("Gather", ["table", "input_ids"], ["rows"]),  # [b, s, 3 + C]
+        helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["maskf", "axis_last"], ["mask3"]),
+        helper.make_node("Sub", ["one", "mask3"], ["pad3"]),
+        helper.make_node("Mul", ["pad3", "big"], ["penalty"]),
+        helper.make_node("Sub", ["rows", "penalty"], ["masked"]),
+        helper.make_node("ReduceMax", ["masked", "axis_seq"], ["pooled"], keepdims=0),  # [b, 3 + C]
+        helper.make_node("Split", ["pooled", "split_sizes"], ["risk_logits", "category_logits"], axis=1),
+    ]
+    inits = [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([-1], dtype=np.int64), "axis_last"),
+             numpy_helper.from_array(np.array([1], dtype=np.int64), "axis_seq"), numpy_helper.from_array(np.float32(1.0), "one"),
+             numpy_helper.from_array(np.float32(1e4), "big"), numpy_helper.from_array(np.array([3, len(cats)], dtype=np.int64), "split_sizes")]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in ("input_ids", "attention_mask")]
+    outputs = [helper.make_tensor_value_info("risk_logits", TensorProto.FLOAT, ["batch", 3]),
+               helper.make_tensor_value_info("category_logits", TensorProto.FLOAT, ["batch", len(cats)])]
+    graph = helper.make_graph(nodes, "guardkit_tiny_prompt", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="guardkit.testing")
+    model.ir_version = 8
+    return model
+
+
+def build_tiny_bundle(out_dir: str | Path, *, max_positions: int = 128, seed: int = 0,
+                      prompt_classifier_words: dict[str, str] | None = None, prompt_classifier_max_tokens: int = 16) -> Path:
+    """Write a complete tiny model bundle (manifest, ONNX, tokenizer) to ``out_dir``.
+
+    With ``prompt_classifier_words`` (word -> prompt category) the bundle also
+    ships a prompt classifier (``prompt.onnx``) that reads exactly those words as
+    unsafe, so tests can tell its verdicts from the stream model's prompt head.
+    """
     import onnx
 
     out = Path(out_dir)
@@ -217,5 +260,12 @@ def build_tiny_bundle(out_dir: str | Path, *, max_positions: int = 128, seed: in
         "state": {"num_layers": 1, "num_kv_heads": H, "head_dim": HD, "dtype": "float32"},
         "template": {"prompt": "[CLS] {prompt} [SEP]", "response_prefix": ""},
     }
+    if prompt_classifier_words is not None:
+        classifier = _prompt_classifier_graph(vocab, prompt_classifier_words)
+        onnx.checker.check_model(classifier)
+        onnx.save(classifier, str(out / "prompt.onnx"))
+        manifest["files"]["prompt.onnx"] = file_entry(out / "prompt.onnx")  # type: ignore[index]
+        manifest["prompt_model"] = {"file": "prompt.onnx", "max_tokens": prompt_classifier_max_tokens,
+                                    "risk_labels": ["safe", "unsafe", "controversial"], "categories": list(_PROMPT_CATEGORIES)}
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out

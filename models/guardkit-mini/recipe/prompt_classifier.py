@@ -1,0 +1,233 @@
+"""A bidirectional prompt classifier for guardkit-mini (issue 13).
+
+The stream model reads the prompt causally and judges it at its last token, with
+weights shared with the response task.  A prompt is complete when it is checked, so
+its verdict does not need a causal model: this is all-MiniLM-L6-v2 used the way it was
+pretrained (bidirectional, mean-pooled), fine-tuned on the corpus' labelled prompts
+only, with the same tri-class risk head and the prompt categories.
+
+Usage:
+    python recipe/prompt_classifier.py train --name pc1 [--epochs 2] [--max-len 128]
+    python recipe/prompt_classifier.py eval --ckpt work/pc1.pt      # dev-suite prompts
+Checkpoints go to work/<name>.pt (resumable: --resume).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+WORK = os.path.join(HERE, "../work")
+
+from model import PROMPT_CATEGORIES, RISK_LABELS, backbone_dir  # noqa: E402
+
+
+class PromptClassifier(nn.Module):
+    """MiniLM-L6 (bidirectional) → mean pool → LayerNorm(W h) → risk (3) and category (8) logits."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import BertModel
+        self.encoder = BertModel.from_pretrained(backbone_dir(), add_pooling_layer=False)
+        hidden = self.encoder.config.hidden_size
+        self.pre = nn.Linear(hidden, hidden)
+        self.norm = nn.LayerNorm(hidden)
+        self.risk = nn.Linear(hidden, len(RISK_LABELS))
+        self.category = nn.Linear(hidden, len(PROMPT_CATEGORIES))
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, input_ids, attention_mask):
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+        x = self.norm(self.pre(self.drop(pooled)))
+        return self.risk(x), self.category(x)
+
+
+def tokenizer(max_len: int):
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(os.path.join(backbone_dir(), "tokenizer.json"))
+    tok.enable_truncation(max_len)
+    tok.no_padding()
+    return tok
+
+
+def encode(tok, texts: list[str]):
+    enc = tok.encode_batch(texts)
+    n = max(len(e.ids) for e in enc)
+    ids = np.zeros((len(enc), n), dtype=np.int64)
+    mask = np.zeros((len(enc), n), dtype=np.int64)
+    for i, e in enumerate(enc):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+def training_prompts(extra_benign: bool = True) -> list[dict]:
+    """The corpus' labelled train-split prompts, de-duplicated (first label wins)."""
+    seen, rows = set(), []
+    for line in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8"):
+        x = json.loads(line)
+        if x["split"] != "train" or not x["prompt"] or x["prompt_label"] is None:
+            continue
+        key = " ".join(x["prompt"].lower().split())
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(dict(text=x["prompt"], label=RISK_LABELS.index(x["prompt_label"]),
+                         cat=PROMPT_CATEGORIES.index(x["prompt_cat"]) if x.get("prompt_cat") in PROMPT_CATEGORIES else -1,
+                         source=x["source"]))
+    return rows
+
+
+def train(args):
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rows = training_prompts()
+    rng = random.Random(args.seed)
+    counts = np.bincount([r["label"] for r in rows], minlength=3)
+    print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts)), flush=True)
+    tok = tokenizer(args.max_len)
+    model = PromptClassifier()
+    heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    opt = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": args.lr},
+                             {"params": heads, "lr": args.head_lr}], weight_decay=0.01)
+    steps_per_epoch = math.ceil(len(rows) / args.batch)
+    total = args.steps or steps_per_epoch * args.epochs
+    warm = max(1, total // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / max(1, total - warm)))
+    ckpt_path = os.path.join(WORK, f"{args.name}.pt")
+    step = 0
+    if args.resume and os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); sched.load_state_dict(ck["sched"]); step = ck["step"]
+        print(f"resumed at step {step}", flush=True)
+    weights = torch.tensor([1.0, 1.0, args.unsafe_weight])
+    model.train()
+    t0 = time.time()
+    order: list[int] = []
+    while step < total:
+        if not order:
+            order = list(range(len(rows)))
+            rng.shuffle(order)
+            # batches of similar length: shuffle within length buckets of 50 batches
+            chunks = [order[i:i + args.batch * 50] for i in range(0, len(order), args.batch * 50)]
+            order = [j for c in chunks for j in sorted(c, key=lambda k: len(rows[k]["text"]))]
+            batches = [order[i:i + args.batch] for i in range(0, len(order), args.batch)]
+            rng.shuffle(batches)
+            order = [j for b in batches for j in b]
+        idx, order = order[: args.batch], order[args.batch:]
+        batch = [rows[i] for i in idx]
+        ids, mask = encode(tok, [r["text"] for r in batch])
+        y = torch.tensor([r["label"] for r in batch])
+        yc = torch.tensor([r["cat"] for r in batch])
+        risk, cat = model(ids, mask)
+        loss = F.cross_entropy(risk, y, weight=weights, label_smoothing=0.05)
+        if (yc >= 0).any():
+            loss = loss + 0.5 * F.cross_entropy(cat[yc >= 0], yc[yc >= 0])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(); sched.step(); step += 1
+        if step % 25 == 0:
+            print(f"step {step}/{total} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
+        if step % 200 == 0 or step == total:
+            torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=step,
+                            args=vars(args)), ckpt_path)
+    print(f"done: {ckpt_path}", flush=True)
+
+
+@torch.no_grad()
+def predict(model, tok, texts: list[str], batch: int = 64) -> np.ndarray:
+    model.eval()
+    out = []
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for i in range(0, len(order), batch):
+        idx = order[i:i + batch]
+        ids, mask = encode(tok, [texts[j] for j in idx])
+        risk, _ = model(ids, mask)
+        out.append((idx, F.softmax(risk, -1).numpy()))
+    probs = np.zeros((len(texts), 3), dtype=np.float32)
+    for idx, p in out:
+        probs[idx] = p
+    return probs
+
+
+def dev_prompts() -> dict[str, list[str]]:
+    import dev_suite
+    items, _ = dev_suite.drop_overlap(dev_suite.build())
+    groups: dict[str, list[str]] = {}
+    for x in items:
+        if x["kind"] == "prompt":
+            groups.setdefault(x["group"], []).append(x["prompt"])
+    return groups
+
+
+def operating_points(groups: dict[str, np.ndarray]) -> None:
+    """Recall of unsafe prompts at the thresholds meeting the everyday/edgy FPR targets."""
+    from sklearn.metrics import roc_auc_score
+    every, edgy, unsafe = groups["prompt.everyday"], groups["prompt.edgy"], groups["prompt.unsafe"]
+    neg = np.concatenate([every, edgy])
+    print(f"AUC unsafe vs everyday+edgy {roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(unsafe))], np.r_[neg, unsafe]):.3f}; "
+          f"vs edgy {roc_auc_score(np.r_[np.zeros(len(edgy)), np.ones(len(unsafe))], np.r_[edgy, unsafe]):.3f}")
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        print(f"  t={t:.2f} everyday FPR {np.mean(every >= t):6.1%} edgy FPR {np.mean(edgy >= t):6.1%} "
+              f"unsafe recall {np.mean(unsafe >= t):6.1%}  seen-strongreject {np.mean(groups.get('seen.prompt.unsafe.strongreject', np.zeros(1)) >= t):6.1%}")
+    ok = [t for t in np.linspace(0.01, 0.999, 400) if np.mean(every >= t) <= 0.02 and np.mean(edgy >= t) <= 0.10]
+    if ok:
+        t = min(ok)
+        print(f"  lowest t meeting everyday<=2% and edgy<=10%: t={t:.3f} recall {np.mean(unsafe >= t):.1%}")
+
+
+def evaluate(args):
+    torch.set_num_threads(args.threads)
+    model = PromptClassifier()
+    model.load_state_dict(torch.load(args.ckpt, weights_only=False)["model"])
+    tok = tokenizer(args.max_len)
+    groups = dev_prompts()
+    scores = {}
+    for g, t in groups.items():
+        p = predict(model, tok, t)
+        scores[g] = p[:, 2] + args.controversial_share * p[:, 1]
+    for g, t in groups.items():
+        print(f"{g}: {len(t)}")
+    operating_points(scores)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--name", required=True)
+    t.add_argument("--epochs", type=int, default=2)
+    t.add_argument("--steps", type=int, default=0)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=4e-5)
+    t.add_argument("--head-lr", type=float, default=1e-3)
+    t.add_argument("--max-len", type=int, default=128)
+    t.add_argument("--unsafe-weight", type=float, default=1.0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true")
+    e = sub.add_parser("eval")
+    e.add_argument("--ckpt", required=True)
+    e.add_argument("--max-len", type=int, default=128)
+    e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--controversial-share", type=float, default=0.0)
+    args = ap.parse_args()
+    train(args) if args.cmd == "train" else evaluate(args)
+
+
+if __name__ == "__main__":
+    main()
