@@ -93,8 +93,9 @@ def run_audit_bench(model_path: str | None = None, *, tokens: int = 128, rounds:
                               "otel": otel_mode, "records_written": written}
     for name in contenders:
         result[name] = {"wall_ms_per_token": round(statistics.median(wall[name]), 4), "cpu_ms_per_token": round(statistics.median(cpu[name]), 4)}
-    result["wall_ratio"] = round(result["audited"]["wall_ms_per_token"] / result["plain"]["wall_ms_per_token"], 4)
-    result["cpu_ratio"] = round(result["audited"]["cpu_ms_per_token"] / result["plain"]["cpu_ms_per_token"], 4)
+    for key in ("wall", "cpu"):
+        plain = result["plain"][f"{key}_ms_per_token"]
+        result[f"{key}_ratio"] = round(result["audited"][f"{key}_ms_per_token"] / plain, 4) if plain > 0 else float("nan")
     return result
 
 
