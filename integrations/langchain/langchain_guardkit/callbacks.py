@@ -27,6 +27,12 @@ Limits (why :class:`~langchain_guardkit.GuardkitRunnable` exists):
   tokens; the whole response is then judged at ``on_llm_end`` and a block
   raises there, after the provider has already been paid for the response.
 
+* A block is reported, not logged as a failure: LangChain logs every exception
+  a handler raises as "Error in <handler>.<event> callback"; this module filters
+  that record out for :class:`guardkit.StreamBlocked` (the run still stops, and
+  ``langchain_guardkit`` logs the block at INFO with the verdict). Pass
+  ``on_block`` to receive ``(verdict, run_id)`` for each blocked run.
+
 One handler instance may serve many concurrent runs: state lives in a dict
 keyed by run id behind a lock.
 """
@@ -48,12 +54,33 @@ from langchain_core.outputs import LLMResult
 
 from langchain_guardkit._messages import ModelRunsOnly, content_text, last_human_text
 
-__all__ = ["AsyncGuardkitCallbackHandler", "GuardkitCallbackHandler", "OnRelease"]
+__all__ = ["AsyncGuardkitCallbackHandler", "GuardkitCallbackHandler", "OnBlock", "OnRelease"]
 
 logger = logging.getLogger("langchain_guardkit")
 
+
+class _BlockIsNotACallbackError(logging.Filter):
+    """Drops LangChain's "Error in <handler>.<event> callback: StreamBlocked(...)" warning: a block is the handler's job."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (
+            str(record.msg).startswith("Error in ")
+            and isinstance(args, tuple)
+            and len(args) == 3
+            and isinstance(args[2], str)
+            and args[2].startswith(f"{StreamBlocked.__name__}(")
+        )
+
+
+_LANGCHAIN_CALLBACK_LOGGER = logging.getLogger("langchain_core.callbacks.manager")
+if not any(isinstance(f, _BlockIsNotACallbackError) for f in _LANGCHAIN_CALLBACK_LOGGER.filters):
+    _LANGCHAIN_CALLBACK_LOGGER.addFilter(_BlockIsNotACallbackError())
+
 #: ``on_release(text, run_id)``: called with each piece of judged (released) text of a run.
 OnRelease = Callable[[str, UUID], "Awaitable[None] | None"]
+#: ``on_block(verdict, run_id)``: called once when a run is blocked (its prompt or its response).
+OnBlock = Callable[[Verdict, UUID], None]
 
 
 @dataclass
@@ -145,9 +172,10 @@ def _split(events: list[Event]) -> tuple[list[str], Verdict | None]:
 class _HandlerBase(ModelRunsOnly):
     raise_error: bool = True
 
-    def __init__(self, guard: Guard, *, on_release: OnRelease | None = None) -> None:
+    def __init__(self, guard: Guard, *, on_release: OnRelease | None = None, on_block: OnBlock | None = None) -> None:
         self.guard = guard
         self.on_release = on_release
+        self.on_block = on_block
         self._runs = _RunRegistry(guard)
 
     @property
@@ -169,6 +197,9 @@ class _HandlerBase(ModelRunsOnly):
     def _blocked_error(self, run_id: UUID, run: _Run, verdict: Verdict) -> StreamBlocked:
         run.blocked = verdict
         run.session.close()
+        logger.info("guardkit blocked the %s of run %s: %s", verdict.source, run_id, verdict.to_dict())
+        if self.on_block is not None:
+            self.on_block(verdict, run_id)
         if verdict.source == "prompt":
             self._runs.pop(run_id)  # the model is not called, so no end/error event follows
         return StreamBlocked(verdict, run.session.released_text)
@@ -187,8 +218,8 @@ class GuardkitCallbackHandler(_HandlerBase, BaseCallbackHandler):
     A block raises :class:`guardkit.StreamBlocked` out of the LangChain call.
     """
 
-    def __init__(self, guard: Guard, *, on_release: Callable[[str, UUID], None] | None = None) -> None:
-        super().__init__(guard, on_release=on_release)
+    def __init__(self, guard: Guard, *, on_release: Callable[[str, UUID], None] | None = None, on_block: OnBlock | None = None) -> None:
+        super().__init__(guard, on_release=on_release, on_block=on_block)
 
     def _emit(self, texts: list[str], run_id: UUID) -> None:
         if self.on_release is not None:
@@ -232,7 +263,7 @@ class GuardkitCallbackHandler(_HandlerBase, BaseCallbackHandler):
         texts, blocked = _split(events)
         self._emit(texts, run_id)
         if blocked is not None:
-            raise StreamBlocked(blocked, run.session.released_text)
+            raise self._blocked_error(run_id, run, blocked)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._runs.discard(run_id)
@@ -246,8 +277,8 @@ class AsyncGuardkitCallbackHandler(_HandlerBase, AsyncCallbackHandler):
     plain function or a coroutine function.
     """
 
-    def __init__(self, guard: Guard, *, on_release: OnRelease | None = None) -> None:
-        super().__init__(guard, on_release=on_release)
+    def __init__(self, guard: Guard, *, on_release: OnRelease | None = None, on_block: OnBlock | None = None) -> None:
+        super().__init__(guard, on_release=on_release, on_block=on_block)
 
     async def _emit(self, texts: list[str], run_id: UUID) -> None:
         if self.on_release is not None:
@@ -294,7 +325,7 @@ class AsyncGuardkitCallbackHandler(_HandlerBase, AsyncCallbackHandler):
         texts, blocked = _split(events)
         await self._emit(texts, run_id)
         if blocked is not None:
-            raise StreamBlocked(blocked, run.session.released_text)
+            raise self._blocked_error(run_id, run, blocked)
 
     async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._runs.discard(run_id)

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterator, Literal
 
 from guardkit import AsyncGuardedStream, Guard, GuardedStream
 from guardkit.streams import OnBlockMode
 from guardkit.verdict import Verdict
-from langchain_core.callbacks import AsyncCallbackManagerForChainRun, BaseCallbackHandler, CallbackManagerForChainRun
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, BaseCallbackHandler, CallbackManager, CallbackManagerForChainRun
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk, message_chunk_to_message
 from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.config import ensure_config, patch_config
+from langchain_core.runnables.config import ensure_config, patch_config, var_child_runnable_config
 
 from langchain_guardkit._messages import ModelRunsOnly, content_text, extract_prompt
 
-__all__ = ["GuardkitRunnable", "OutputKind", "guard_runnable"]
+__all__ = ["GuardedAgentRunnable", "GuardkitRunnable", "OutputKind", "guard_runnable"]
 
 OutputKind = Literal["auto", "message", "str"]
 PromptFrom = Callable[[Any], "str | None"]
@@ -404,6 +405,131 @@ def guard_runnable(
     *,
     prompt_from: PromptFrom | None = None,
     output: OutputKind = "auto",
-) -> GuardkitRunnable:
-    """Wrap ``runnable`` so its output goes through ``guard``; see :class:`GuardkitRunnable`."""
+) -> GuardkitRunnable | GuardedAgentRunnable:
+    """Wrap ``runnable`` so its output goes through ``guard``; see :class:`GuardkitRunnable`.
+
+    An agent (a LangGraph graph with ``messages`` state, e.g. ``create_agent(...)``)
+    gets a :class:`GuardedAgentRunnable`, which judges the states it returns.
+    """
+    if _is_message_graph(runnable):
+        return GuardedAgentRunnable(runnable, guard)  # type: ignore[return-value]
     return GuardkitRunnable(runnable, guard, on_block=on_block, prompt_from=prompt_from, output=output)
+
+
+@contextmanager
+def _no_ambient_config() -> Iterator[None]:
+    """Run the agent without the caller's ambient config: LangGraph merges its callbacks into any config given."""
+    token = var_child_runnable_config.set(None)
+    try:
+        yield
+    finally:
+        try:
+            var_child_runnable_config.reset(token)
+        except ValueError:  # finalized from another context (a dropped stream): nothing to restore there
+            pass
+
+
+def _is_message_graph(runnable: Any) -> bool:
+    """A compiled LangGraph graph whose state has a ``messages`` channel (e.g. ``create_agent``'s agent)."""
+    channels = getattr(runnable, "channels", None)
+    return isinstance(channels, dict) and "messages" in channels and hasattr(runnable, "stream_mode")
+
+
+class GuardedAgentRunnable(Runnable[Any, Any]):
+    """What :func:`guard_runnable` returns for an agent (a LangGraph graph with ``messages`` state).
+
+    The agent's output is a state (``{"messages": [...]}``), not a text stream, so
+    it is judged message by message: the prompt (the last human message) is
+    checked first (a blocked prompt returns the input state plus the policy's
+    ``prompt.message``, without running the agent), and each AI message in a
+    state is judged whole before the state is handed out; a blocked one is
+    replaced by the policy's ``on_block.message`` (``response_metadata["guardkit"]``
+    holds the block; its tool calls are removed). ``stream``/``astream`` yield
+    whole states (``stream_mode="values"``). The agent runs without the caller's
+    callbacks, so its model's raw tokens reach no outer ``astream_events``
+    consumer. To stream judged tokens, or to stop a tool call before it runs,
+    guard the agent's model instead: ``create_agent(model=GuardedChatModel(...))``
+    or ``middleware=[GuardkitMiddleware(guard)]``.
+    """
+
+    def __init__(self, bound: Runnable[Any, Any], guard: Guard) -> None:
+        self.bound = bound
+        self.guard = guard
+        self.name = f"Guardkit[{bound.get_name()}]"
+
+    def _inner_config(self, config: RunnableConfig | None) -> RunnableConfig:
+        config = ensure_config(config)
+        # a manager with no handlers, not []: LangGraph treats an empty list as "inherit the caller's"
+        kept = {k: v for k, v in config.items() if k in ("configurable", "recursion_limit", "max_concurrency")}
+        return {**kept, "callbacks": CallbackManager(handlers=[])}  # type: ignore[typeddict-item]
+
+    def _refused(self, value: Any, verdict: Verdict) -> dict[str, Any]:
+        messages = list(value.get("messages", [])) if isinstance(value, dict) else []
+        info = {"blocked": True, "channel": "prompt", "action": "halt", "message": self.guard.policy.prompt.message, "verdict": verdict.to_dict()}
+        return {"messages": [*messages, AIMessage(content=self.guard.policy.prompt.message, response_metadata={"guardkit": [info]})]}
+
+    def _judged(self, state: Any, prompt: str | None, verdicts: dict[str, Verdict]) -> Any:
+        if not isinstance(state, dict) or not isinstance(state.get("messages"), list):
+            return state
+        messages = []
+        for message in state["messages"]:
+            if isinstance(message, AIMessage):
+                key = message.id or str(id(message))
+                if key not in verdicts:
+                    verdicts[key] = self.guard.check_response(content_text(message.content), prompt)
+                verdict = verdicts[key]
+                if verdict.blocked:
+                    info = {"blocked": True, "channel": "answer", "action": "halt", "message": self.guard.policy.on_block.message, "verdict": verdict.to_dict()}
+                    message = AIMessage(content=self.guard.policy.on_block.message, id=message.id, response_metadata={"guardkit": [info]})
+            messages.append(message)
+        return {**state, "messages": messages}
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        final = None
+        for final in self.stream(input, config, **kwargs):
+            pass
+        return final
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        final = None
+        async for final in self.astream(input, config, **kwargs):
+            pass
+        return final
+
+    def _states(self, inputs: Iterator[Any], run_manager: CallbackManagerForChainRun, config: RunnableConfig, **kwargs: Any) -> Iterator[Any]:
+        value = _single_input(inputs)
+        prompt = extract_prompt(value)
+        if prompt is not None:
+            verdict = self.guard.check_prompt(prompt)
+            if verdict.blocked:
+                yield self._refused(value, verdict)
+                return
+        verdicts: dict[str, Verdict] = {}
+        with _no_ambient_config():
+            for state in self.bound.stream(value, self._inner_config(config), stream_mode="values", **kwargs):
+                yield self._judged(state, prompt, verdicts)
+
+    async def _astates(
+        self, inputs: AsyncIterator[Any], run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        value = await _asingle_input(inputs)
+        prompt = extract_prompt(value)
+        if prompt is not None:
+            verdict = await self.guard.acheck_prompt(prompt)
+            if verdict.blocked:
+                yield self._refused(value, verdict)
+                return
+        verdicts: dict[str, Verdict] = {}
+        with _no_ambient_config():
+            async for state in self.bound.astream(value, self._inner_config(config), stream_mode="values", **kwargs):
+                yield self._judged(state, prompt, verdicts)
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
+        yield from self._transform_stream_with_config(iter([input]), self._states, config, **kwargs)
+
+    async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        async def one() -> AsyncIterator[Any]:
+            yield input
+
+        async for state in self._atransform_stream_with_config(one(), self._astates, config, **kwargs):
+            yield state
