@@ -135,18 +135,85 @@ def _bench_vs_baseline(model: StreamModel, baseline: StreamModel, tokens: int, r
 
 
 def _bench_chunks(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
+    """Per-token cost of scoring ``k`` tokens per call, k alternating call by call (wall median, CPU mean)."""
     ids = model.tokenizer.encode(_TEXT, add_special_tokens=False).ids
-    ids = (ids * (tokens // max(1, len(ids)) + 1))[:tokens]
-    results: dict[str, Timing] = {f"k={k}": Timing() for k in (1, 4, 16)}
+    ids = (ids * (tokens // max(1, len(ids)) + 2))[: max(tokens, _BLOCK)]
+    results: dict[str, Timing] = {f"k={k}": Timing() for k in _CHUNKS}
+    cpu = {f"k={k}": 0.0 for k in _CHUNKS}
+    done = {f"k={k}": 0 for k in _CHUNKS}
     for _ in range(rounds):
-        for k in (1, 4, 16):
-            state = _prefilled(model)
-            for begin in range(0, len(ids) - k + 1, k):
-                t0 = time.perf_counter()
-                state = model.run(state, ids[begin : begin + k])[1]
-                results[f"k={k}"].samples_ms.append((time.perf_counter() - t0) * 1e3 / k)
+        states = {k: _prefilled(model) for k in _CHUNKS}
+        for begin in range(0, len(ids) - _BLOCK + 1, _BLOCK):
+            for k in _CHUNKS:  # the same 48 tokens under every k, alternating
+                for start in range(begin, begin + _BLOCK, k):
+                    w0, c0 = time.perf_counter(), time.process_time()
+                    states[k] = model.run(states[k], ids[start : start + k])[1]
+                    results[f"k={k}"].samples_ms.append((time.perf_counter() - w0) * 1e3 / k)
+                    cpu[f"k={k}"] += time.process_time() - c0
+                    done[f"k={k}"] += k
     base = results["k=1"].median
-    return {name: {**t.to_dict(), "speedup_vs_k1": round(base / t.median, 3)} for name, t in results.items()}
+    return {name: {**t.to_dict(), "speedup_vs_k1": round(base / t.median, 3), "cpu_ms_per_token": round(cpu[name] * 1e3 / done[name], 4)}
+            for name, t in results.items()}
+
+
+_CHUNKS = (1, 2, 3, 4, 8, 16)
+_BLOCK = 48  # a multiple of every k
+
+
+def _with_onnxruntime_defaults(model: StreamModel) -> StreamModel:
+    """The same bundle on ONNX Runtime's own defaults (every core, spinning): guardkit's default before 0.4."""
+    from guardkit.providers import import_onnxruntime
+
+    ort = import_onnxruntime()
+    clone = StreamModel(model.path, device="cpu")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    clone._session = ort.InferenceSession(str(model.path / model.manifest.model_file), sess_options=options,
+                                          providers=["CPUExecutionProvider"])
+    return clone
+
+
+def _bench_threads(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
+    """One session's cost per token under each thread setting, alternating blocks of 16 tokens.
+
+    Wall and CPU time (``time.process_time``: every thread of the process, so
+    spinning threads count) per token, summed over the run.
+    """
+    from guardkit.providers import import_onnxruntime  # noqa: F401 - fail here, not mid-run, without onnxruntime
+
+    contenders = {
+        "default": StreamModel(model.path, device="cpu"),
+        "threads=1": StreamModel(model.path, device="cpu", threads=1),
+        "threads=2": StreamModel(model.path, device="cpu", threads=2),
+        "onnxruntime defaults (spinning)": _with_onnxruntime_defaults(model),
+    }
+    policy = _never_blocking_policy()
+    words = _single_token_words(model, tokens)
+    wall = dict.fromkeys(contenders, 0.0)
+    cpu = dict.fromkeys(contenders, 0.0)
+    count = 0
+    for _ in range(rounds):
+        sessions = {name: StreamSession(m, policy, _PROMPT) for name, m in contenders.items()}
+        for session in sessions.values():
+            session.start()
+            session.feed(words[0])
+        for begin in range(1, len(words), 16):
+            block = words[begin : begin + 16]
+            for name, session in sessions.items():
+                w0, c0 = time.perf_counter(), time.process_time()
+                for word in block:
+                    session.feed(" " + word)
+                wall[name] += time.perf_counter() - w0
+                cpu[name] += time.process_time() - c0
+            count += len(block)
+        for session in sessions.values():
+            session.close()
+    explicit = min(wall[name] for name in ("threads=1", "threads=2"))
+    return {
+        name: {"wall_ms_per_token": round(wall[name] * 1e3 / count, 4), "cpu_ms_per_token": round(cpu[name] * 1e3 / count, 4),
+               "wall_vs_best_explicit": round(wall[name] / explicit, 3), "cpu_vs_threads1": round(cpu[name] / cpu["threads=1"], 3)}
+        for name in contenders
+    }
 
 
 def _bench_rescoring(model: StreamModel, lengths: list[int], probes: int) -> dict[str, Any]:
@@ -162,14 +229,19 @@ def _bench_rescoring(model: StreamModel, lengths: list[int], probes: int) -> dic
         seq = (ids * (length // len(ids) + 2))[: length + probes]
         state = model.step(model.empty_state(), prompt + seq[:length]).state
         inc, full = Timing(), Timing()
+        cpu_inc = cpu_full = 0.0
         for i in range(probes):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             model.run(state, [seq[length + i]])
             inc.samples_ms.append((time.perf_counter() - t0) * 1e3)
-            t0 = time.perf_counter()
+            cpu_inc += time.process_time() - c0
+            t0, c0 = time.perf_counter(), time.process_time()
             model.run(model.empty_state(), prompt + seq[: length + 1])
             full.samples_ms.append((time.perf_counter() - t0) * 1e3)
-        out[str(length)] = {"incremental": inc.to_dict(), "full_rescore": full.to_dict(), "ratio": round(full.median / inc.median, 2)}
+            cpu_full += time.process_time() - c0
+        # CPU time too: wall medians of calls 20-100x apart in length are skewed by a busy host
+        out[str(length)] = {"incremental": inc.to_dict(), "full_rescore": full.to_dict(), "ratio": round(full.median / inc.median, 2),
+                            "cpu_ratio": round(cpu_full / cpu_inc, 2) if cpu_inc > 0 else None}
     return out
 
 
@@ -272,15 +344,33 @@ def _sessions_in_threads(model: StreamModel, words: list[str], count: int, *, ba
         return rate, scheduler.stats.mean_batch if scheduler is not None else 1.0
 
 
-def _sessions_in_tasks(model: StreamModel, words: list[str], count: int) -> float:
-    """S real sessions as S asyncio tasks on one event loop, awaiting one batch scheduler: tokens/s."""
+def _sessions_one_by_one(model: StreamModel, words: list[str], count: int) -> float:
+    """S real sessions one after another in one thread, no batching (a lone ``Guard()`` stream each): tokens/s."""
+    policy = _never_blocking_policy()
+    sessions = [StreamSession(model, policy, _PROMPT) for _ in range(count)]
+    for session in sessions:
+        session.start()
+        session.feed(words[0])
+    t0 = time.perf_counter()
+    for session in sessions:
+        for word in words[1:]:
+            session.feed(" " + word)
+        session.close()
+    return count * (len(words) - 1) / (time.perf_counter() - t0)
+
+
+def _sessions_in_tasks(model: StreamModel, words: list[str], count: int) -> tuple[float, float]:
+    """S real sessions as S asyncio tasks on one event loop, awaiting one batch scheduler: tokens/s and cores busy.
+
+    Cores busy: the process's CPU time (every thread) over the wall time.
+    """
     import asyncio
 
     from guardkit.batching import BatchScheduler
 
     policy = _never_blocking_policy()
 
-    async def main(scheduler: BatchScheduler) -> float:
+    async def main(scheduler: BatchScheduler) -> tuple[float, float]:
         sessions = [StreamSession(model, policy, _PROMPT, scheduler=scheduler) for _ in range(count)]
         for session in sessions:
             await session.afeed(words[0])
@@ -290,9 +380,10 @@ def _sessions_in_tasks(model: StreamModel, words: list[str], count: int) -> floa
                 await session.afeed(" " + word)
             session.close()
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await asyncio.gather(*(drive(s) for s in sessions))
-        return count * (len(words) - 1) / (time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        return count * (len(words) - 1) / wall, (time.process_time() - c0) / wall
 
     with BatchScheduler(model, max_batch=max(64, count)) as scheduler:
         return asyncio.run(main(scheduler))
@@ -315,7 +406,7 @@ def _bench_streams(
     base = _prefilled(model)
     out: dict[str, Any] = {}
     for count in stream_counts:
-        one, batched, threaded, sched, sizes, tasks = [], [], [], [], [], []
+        one, batched, threaded, sched, sizes, tasks, sessions, cores = [], [], [], [], [], [], [], []
         for round_ in range(rounds):
             if say is not None:
                 say(f"  {count} concurrent streams: round {round_ + 1}/{rounds}")
@@ -325,8 +416,12 @@ def _bench_streams(
             rate, mean_batch = _sessions_in_threads(model, words, count, batching=True)
             sched.append(rate)
             sizes.append(mean_batch)
-            tasks.append(_sessions_in_tasks(model, words, count))
-        one_by_one, batch_rate, threaded_rate, sched_rate, tasks_rate = (statistics.median(v) for v in (one, batched, threaded, sched, tasks))
+            rate, busy = _sessions_in_tasks(model, words, count)
+            tasks.append(rate)
+            cores.append(busy)
+            sessions.append(_sessions_one_by_one(model, words, count))
+        one_by_one, batch_rate, threaded_rate, sched_rate, tasks_rate, sessions_rate = (
+            statistics.median(v) for v in (one, batched, threaded, sched, tasks, sessions))
         out[str(count)] = {
             "one_by_one_tok_s": round(one_by_one, 1),
             "batched_tok_s": round(batch_rate, 1),
@@ -338,6 +433,9 @@ def _bench_streams(
             "scheduler_mean_batch": round(statistics.median(sizes), 1),
             "asyncio_scheduler_tok_s": round(tasks_rate, 1),
             "asyncio_scheduler_ratio": round(tasks_rate / one_by_one, 2),
+            "asyncio_cores_busy": round(statistics.median(cores), 2),
+            "sessions_one_by_one_tok_s": round(sessions_rate, 1),
+            "asyncio_vs_sessions_one_by_one": round(tasks_rate / sessions_rate, 2),
             "rounds": rounds,
         }
     return out
@@ -361,7 +459,7 @@ def run_bench(
     model_path: str | None = None,
     *,
     tokens: int = 128,
-    threads: int | None = 1,
+    threads: int | None = None,
     rounds: int = 3,
     lengths: list[int] | None = None,
     streams: list[int] | None = None,
@@ -372,6 +470,8 @@ def run_bench(
     model = StreamModel(model_path, device="cpu", threads=threads)
     gc.collect()
     figures: dict[str, Any] = {}
+    say("thread settings: one session per setting, alternating")
+    figures["threads"] = _bench_threads(model, tokens, rounds)
     say("raw ONNX step vs session per-token cost (batch 1)")
     figures["batch1"] = _bench_raw_vs_session(model, tokens, rounds)
     if baseline_model is not None:
@@ -387,7 +487,10 @@ def run_bench(
     say("cold start and memory")
     figures["cold_start"] = _cold_start(str(model.path))
     figures["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    machine = f"{os.cpu_count()} CPUs, {sys.platform}, Python {sys.version.split()[0]}, onnxruntime threads={threads}"
+    import onnxruntime
+
+    machine = (f"{os.cpu_count()} CPUs, {sys.platform}, Python {sys.version.split()[0]}, onnxruntime {onnxruntime.__version__}, "
+               f"threads={threads or 'default (1 per call, no spinning)'}")
     return BenchResult(model=f"{model.manifest.name} {model.manifest.version}", threads=threads, machine=machine, figures=figures)
 
 
@@ -395,6 +498,11 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
     f = result.figures
     w = out.write
     w(f"guardkit bench: {result.model} on {result.machine}\n\n")
+    w("Thread settings, one session, per token (sum over alternating 16-token blocks; CPU = every thread of the process):\n")
+    w("  setting                            wall ms   CPU ms   wall vs best explicit   CPU vs threads=1\n")
+    for name, t in f["threads"].items():
+        w(f"  {name:<32} {t['wall_ms_per_token']:9.3f} {t['cpu_ms_per_token']:8.3f} {t['wall_vs_best_explicit']:15.2f}x {t['cpu_vs_threads1']:17.2f}x\n")
+    w("\n")
     b = f["batch1"]
     w("Batch 1, one token per step (median / p99 ms):\n")
     w(f"  raw ONNX step        {b['raw_step']['median_ms']:8.3f} / {b['raw_step']['p99_ms']:8.3f}\n")
@@ -406,9 +514,9 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
         for key in ("model", "baseline"):
             w(f"  {v[key]['name']:<28} {v[key]['step']['median_ms']:8.3f} / {v[key]['step']['p99_ms']:8.3f}   {v[key]['bundle_mb']:7.2f} MB\n")
         w(f"  step ratio (model / baseline) {v['step_ratio']:.3f}x\n\n")
-    w("Chunked steps, per token (median / p99 ms, speed-up vs k=1):\n")
+    w("Chunked steps, per token (wall median / p99 ms, speed-up vs k=1, CPU ms per token):\n")
     for name, t in f["chunked"].items():
-        w(f"  {name:<6} {t['median_ms']:8.3f} / {t['p99_ms']:8.3f}   {t['speedup_vs_k1']:6.2f}x\n")
+        w(f"  {name:<6} {t['median_ms']:8.3f} / {t['p99_ms']:8.3f}   {t['speedup_vs_k1']:6.2f}x   CPU {t['cpu_ms_per_token']:7.3f}\n")
     w("\nIncremental step vs re-scoring the whole prefix per token (median ms; past the model's positions,\n")
     w("  a real session's mean cost per token vs re-scoring the longest tail the model can see):\n")
     for length, t in f["rescoring"].items():
@@ -416,17 +524,22 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
             w(f"  {length:>5} tokens: session {t['session_mean_ms']:8.3f} (mean, {t['session_reprefills']} re-prefills)"
               f"   re-scoring the last {t['window_tokens']} tokens {t['window_rescore']['median_ms']:9.3f}   {t['ratio']:8.1f}x cheaper\n")
         else:
-            w(f"  {length:>5} tokens: incremental {t['incremental']['median_ms']:8.3f}   full {t['full_rescore']['median_ms']:9.3f}   {t['ratio']:8.1f}x cheaper\n")
+            cpu = "" if t.get("cpu_ratio") is None else f"   (CPU time: {t['cpu_ratio']:.1f}x)"
+            w(f"  {length:>5} tokens: incremental {t['incremental']['median_ms']:8.3f}   full {t['full_rescore']['median_ms']:9.3f}   "
+              f"{t['ratio']:8.1f}x cheaper{cpu}\n")
     w("\nConcurrent streams, aggregate guard tokens/s (single-token steps; median of alternating rounds):\n")
     w("  model level: one-by-one in one thread vs one batched call per step;\n")
     w("  session level: S sessions in S threads, unbatched (calls side by side) vs through the scheduler;\n")
     w("  asyncio: S tasks on one event loop through the scheduler\n")
-    w("  streams   one-by-one     batched  ratio |  unbatched   scheduler  vs 1-by-1  vs unbatched  mean batch |   asyncio  vs 1-by-1\n")
+    w("  sessions 1-by-1: the same S sessions one after another, unbatched (Guard() streams served in turn)\n")
+    w("  streams   one-by-one     batched  ratio |  unbatched   scheduler  vs 1-by-1  vs unbatched  mean batch |"
+      "   asyncio  vs 1-by-1  cores busy | sessions 1-by-1  asyncio vs it\n")
     for count, t in f["streams"].items():
         w(f"  {count:>7} {t['one_by_one_tok_s']:12.1f} {t['batched_tok_s']:11.1f} {t['batched_ratio']:5.2f}x |"
           f"{t['threads_unbatched_tok_s']:11.1f} {t['scheduler_tok_s']:11.1f} {t['scheduler_ratio']:9.2f}x "
           f"{t['scheduler_vs_threads_unbatched']:12.2f}x {t['scheduler_mean_batch']:11.1f} |"
-          f"{t['asyncio_scheduler_tok_s']:10.1f} {t['asyncio_scheduler_ratio']:8.2f}x\n")
+          f"{t['asyncio_scheduler_tok_s']:10.1f} {t['asyncio_scheduler_ratio']:8.2f}x {t['asyncio_cores_busy']:10.2f} |"
+          f"{t['sessions_one_by_one_tok_s']:16.1f} {t['asyncio_vs_sessions_one_by_one']:13.2f}x\n")
     c = f["cold_start"]
     w(f"\nCold start: import {c['import_s']:.3f} s + model load {c['model_load_s']:.3f} s; peak RSS {c['peak_rss_mb']:.1f} MB (fresh process)\n")
     w(f"Peak RSS of this benchmark process: {f['bench_peak_rss_mb']:.1f} MB\n")

@@ -230,6 +230,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         figures = run_audit_bench(args.model, tokens=args.tokens, rounds=max(args.rounds, 10), threads=args.threads)
         print(main_json(figures)) if args.json else print_audit_report(figures)
         return EXIT_OK
+    if args.vs:  # only guardkit against the schedules users would otherwise run
+        return _bench_vs(args)
     from guardkit.bench import print_report, run_bench
 
     result = run_bench(
@@ -241,6 +243,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(result.to_json())
     else:
         print_report(result)
+    return EXIT_OK
+
+
+def _bench_vs(args: argparse.Namespace) -> int:
+    import json
+
+    from guardkit.bench_vs import print_vs, run_vs
+    from guardkit.model import StreamModel
+
+    model = StreamModel(args.model, device="cpu", threads=args.threads)
+    result = run_vs(model, tokens=args.vs_tokens, policy=args.policy, leak_tokens=args.leak_tokens)
+    if args.json:
+        print(json.dumps({"model": f"{model.manifest.name} {model.manifest.version}", **result}, indent=2))
+    else:
+        print(f"guardkit bench --vs: {model.manifest.name} {model.manifest.version}, onnxruntime threads={args.threads or 'default'}")
+        print_vs(result, sys.stdout.write)
     return EXIT_OK
 
 
@@ -304,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure step, session, chunking and re-scoring costs side by side")
     bench.add_argument("--model", default=None)
     bench.add_argument("--tokens", type=_positive_int, default=128)
-    bench.add_argument("--threads", type=_positive_int, default=1, help="ONNX Runtime intra-op threads (default 1)")
+    bench.add_argument("--threads", type=_positive_int, default=None,
+                       help="ONNX Runtime intra-op threads (default: guardkit's, one per call without spinning)")
     bench.add_argument("--rounds", type=_positive_int, default=3)
     bench.add_argument("--lengths", type=_positive_int_list, default=None, help="response lengths for the re-scoring comparison, e.g. 128,512,2048")
     bench.add_argument("--streams", type=_positive_int_list, default=None, help="concurrent stream counts, e.g. 1,8,32,64")
@@ -312,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="another bundle (e.g. a previous release) whose batch-1 step is timed side by side")
     bench.add_argument("--audit", action="store_true",
                        help="only measure what decision records and OpenTelemetry spans add per token (alternating, wall and CPU time)")
+    bench.add_argument("--vs", action="store_true",
+                       help="only guardkit's session against re-scanning every token / every 16 tokens, NeMo-style chunks "
+                            "and one check at the end: per-token wall and CPU time, and the leak each allows")
+    bench.add_argument("--vs-tokens", type=_positive_int, default=2048, help="response length for --vs costs (default 2048)")
+    bench.add_argument("--leak-tokens", type=_positive_int, default=512, help="response length for --vs leaks (default 512)")
+    bench.add_argument("--policy", default="default", help="policy for the --vs leaks (default: default)")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
 
