@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator
 import numpy as np
 
 from guardkit.decision import Debouncer, TokenJudgement, judge, judge_prompt, unblocked_reason
-from guardkit.errors import GuardConfigError, SchedulerClosedError, SessionClosedError
+from guardkit.errors import GuardConfigError, SchedulerClosedError, SessionClosedError, SessionLimitError
 from guardkit.kvwindow import KVWindow, StepRequest, chunk_size, prompt_windows
 from guardkit.model import KVState, StepOutput
 from guardkit.policy import Policy
@@ -167,6 +167,8 @@ class StreamSession:
         self._chunk = chunk_size(model.max_positions)
         #: the kind of text this session guards (``answer``, ``reasoning``, ``tool_arguments`` ...), for its records
         self.channel = "answer"
+        #: False when another session of the same response records the (same) prompt check (provider adapters)
+        self.record_prompt = True
         self.guard_seconds = 0.0  # time spent in start/feed/finish calls (the guard's latency)
         self.model_errors = 0
         self.failure: str | None = None  # "open" / "closed" once a model error made the guard fail that way
@@ -382,6 +384,10 @@ class StreamSession:
                 out = yield from self._kv.prefill(list(window) + (prefix_ids if last else []), prompt_head=classifier is None)
             except SchedulerClosedError:  # the Guard was closed: not a model failure (fail-open must not pass text)
                 raise
+            except SessionLimitError:  # a served model's replica refused a new session: unstarted, may be retried
+                self._started = False
+                self._stepper.release()
+                raise
             except Exception as exc:  # noqa: BLE001 - the policy decides what a model failure means
                 return self._model_failed(exc, prompt_phase=True)
             if last:
@@ -584,7 +590,7 @@ class StreamSession:
         """One record for the prompt check (none when the prompt is only context: ``prompt.action: allow``)."""
         if end == "blocked":
             self._answer_recorded = True  # the prompt's record ends this session
-        if self._audit is None or not self._prompt_checked:
+        if self._audit is None or not self._prompt_checked or not self.record_prompt:
             return
         self._audit.record(
             channel="prompt", verdict=verdict, end=end, policy=self.policy, model=self.model, text=self.prompt, chars_released=0,

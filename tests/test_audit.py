@@ -304,3 +304,21 @@ def test_logging_sink_writes_one_json_line(tiny_model: StreamModel, caplog: pyte
     [line] = [r for r in caplog.records if r.name == "guardkit.audit.records"]
     data = json.loads(line.getMessage())
     assert data["decision"] == "block" and data["char_offset"] == ONSET and line.guardkit_record == data  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_provider_adapters_record_each_channel(tiny_model: StreamModel, asynchronous: bool) -> None:
+    from guardkit import aguard_openai_stream, guard_openai_stream
+
+    sink = Collect()
+    guard = Guard(tiny_model, "default", audit=sink, otel=False)
+    chunks = [{"choices": [{"index": 0, "delta": {"reasoning_content": "the day is good "}, "finish_reason": None}]}]
+    chunks += [{"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in words(HARMFUL)]
+    if asynchronous:
+        [c async for c in aguard_openai_stream(guard, chunks, prompt=PROMPT)]
+    else:
+        list(guard_openai_stream(guard, chunks, prompt=PROMPT))
+    by_channel = {r.channel: r for r in sink.records}
+    assert sorted(r.channel for r in sink.records) == ["answer", "prompt", "reasoning"]  # the prompt is checked once
+    assert by_channel["answer"].decision == "block" and by_channel["answer"].char_offset == ONSET
+    assert by_channel["reasoning"].decision == "allow"

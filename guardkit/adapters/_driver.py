@@ -307,6 +307,8 @@ class _Core(Generic[T]):
                 session, self._spare = self._spare, None
             else:
                 session = self.guard.session(self.prompt)
+                session.record_prompt = False  # the first channel's session recorded this prompt check
+            session.channel = self.shaper.channel(key)  # for its decision record
             self.sessions[key] = session
         return session
 
