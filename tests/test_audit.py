@@ -11,8 +11,9 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -235,9 +236,8 @@ async def test_request_and_conversation_ids(tiny_model: StreamModel) -> None:
     guard.check_prompt(PROMPT)  # outside any ids block
     pairs = sorted({(r.request_id, r.conversation_id) for r in sink.records}, key=str)
     assert pairs == sorted({("r-1", "c-1"), ("r-task-1", "c-2"), ("r-task-2", "c-2"), (None, None)}, key=str)
-    with pytest.raises(TypeError, match="request_id must be str"):
-        with ids(request_id=5):  # type: ignore[arg-type]
-            pass
+    with pytest.raises(TypeError, match="request_id must be str"), ids(request_id=5):  # type: ignore[arg-type]
+        pass
 
 
 def test_record_schema_matches_the_records(tiny_model: StreamModel) -> None:

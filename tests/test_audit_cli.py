@@ -6,15 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+from test_audit import BENIGN, HARMFUL
+from test_cli import run
 
 from guardkit import Guard, StreamModel
 from guardkit.audit import JsonlSink
 from guardkit.audit.summary import percentile
 from guardkit.cli import main
 from guardkit.policy import policy_from_dict
-
-from test_audit import BENIGN, HARMFUL
-from test_cli import run
 
 
 def make_log(model: StreamModel, path: Path) -> None:

@@ -3,15 +3,15 @@ records the block enforcement would have made at the same place (tiny model and 
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from test_audit import BENIGN, HARMFUL, ONSET, ONSET_TOKEN, PROMPT, Collect, words
 
 from guardkit import Flagged, Guard, Released, StreamModel
 from guardkit.audit import DecisionRecord
 from guardkit.policy import load_policy, policy_from_dict
-
-from test_audit import BENIGN, HARMFUL, ONSET, ONSET_TOKEN, PROMPT, Collect, words
 
 _SAME = ("level", "category", "decision", "token_index", "char_offset", "scores")
 

@@ -17,14 +17,13 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_audit import BENIGN, FLAG_VIOLENT, HARMFUL, ONSET, ONSET_TOKEN, PROMPT, Collect, words
 
 import guardkit.audit.otel as otel_module
 from guardkit import Guard, GuardConfigError, StreamModel
 from guardkit.audit import OTelSink
 from guardkit.audit.sinks import auditor_for
 from guardkit.policy import policy_from_dict
-
-from test_audit import BENIGN, FLAG_VIOLENT, HARMFUL, ONSET, ONSET_TOKEN, PROMPT, Collect, words
 
 #: distinctive words of the texts: none may appear in any attribute
 _SECRETS = ("bomb", "detonator", "bread", "flour", "recipe", "please", HARMFUL, BENIGN, PROMPT)
@@ -121,7 +120,6 @@ def test_monitor_mode_span_says_would_block(tiny_model: StreamModel, otel: Any) 
 
 def test_a_failure_sets_the_span_status(tiny_bundle: Any, otel: Any) -> None:
     from opentelemetry.trace import StatusCode
-
     from test_audit import FailingModel
 
     sink, exporter, _, _ = otel

@@ -87,7 +87,8 @@ def run_audit_bench(model_path: str | None = None, *, tokens: int = 128, rounds:
                 wall[name].append((t1 - t0) * 1e3 / tokens)
                 cpu[name].append((c1 - c0) * 1e3 / tokens)
         jsonl.flush()
-        written = sum(1 for _ in open(jsonl.path, encoding="utf-8"))
+        with open(jsonl.path, encoding="utf-8") as handle:
+            written = sum(1 for _ in handle)
         jsonl.close()
     result: dict[str, Any] = {"model": f"{model.manifest.name} {model.manifest.version}", "tokens_per_stream": tokens, "rounds": rounds,
                               "otel": otel_mode, "records_written": written}

@@ -38,7 +38,7 @@ def taken(decision: str, enforcement: str) -> str:
 class SessionAudit:
     """One session's ids, start time, trace context and flag times."""
 
-    __slots__ = ("auditor", "request_id", "conversation_id", "session_id", "start_ns", "begun", "flag_times")
+    __slots__ = ("auditor", "begun", "conversation_id", "flag_times", "request_id", "session_id", "start_ns")
 
     def __init__(self, auditor: Auditor, request_id: str | None, conversation_id: str | None) -> None:
         from guardkit.audit import current_ids
@@ -78,7 +78,7 @@ class SessionAudit:
         try:
             rec = self._build(channel, verdict, end, policy, model, text, chars_released, tokens_judged, flags, guard_seconds,
                               model_calls, reprefills, failure, model_errors, unjudged_tokens)
-        except Exception:  # noqa: BLE001 - never into the stream
+        except Exception:  # a record must never break the stream
             if not _failed_once:
                 _failed_once = True
                 logger.exception("guardkit audit: could not build a decision record; skipped")
