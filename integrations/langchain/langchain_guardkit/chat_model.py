@@ -39,9 +39,10 @@ from guardkit.adapters import AsyncShapedStream, GuardBlock, Read, ShapedStream,
 from guardkit.adapters._driver import Key
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManager, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.chat_models import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk, message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from pydantic import ConfigDict, Field, field_validator
 
 from langchain_guardkit._messages import last_human_text
@@ -257,12 +258,19 @@ class GuardedChatModel(BaseChatModel):
         return {"guard_policy": self.guard.policy.name, "inner": inner if isinstance(inner, dict) else repr(self.model)}
 
     # -- binding -------------------------------------------------------------------
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> GuardedChatModel:  # type: ignore[override]
-        """The inner model with ``tools`` bound, guarded the same way."""
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, Any]:  # type: ignore[override]
+        """A guarded model around the inner model with ``tools`` bound (as a ``RunnableBinding``, like every chat model's)."""
         bind_tools = getattr(self.model, "bind_tools", None)
         if not callable(bind_tools):
             raise NotImplementedError(f"the inner model {type(self.model).__name__} does not support bind_tools")
-        return self.model_copy(update={"model": bind_tools(tools, **kwargs)})
+        return RunnableBinding(bound=self.model_copy(update={"model": bind_tools(tools, **kwargs)}), kwargs={})
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        inner = _chat_model(self.model)
+        params = inner._get_ls_params(stop=stop, **kwargs) if inner is not None else LangSmithParams(ls_model_type="chat")
+        params.setdefault("ls_provider", "guardkit")
+        params.setdefault("ls_model_name", inner.get_name() if inner is not None else self.model.get_name())
+        return params
 
     # -- the guard's view of a call --------------------------------------------------
     def _guard_for_call(self) -> Guard:
@@ -315,6 +323,13 @@ class GuardedChatModel(BaseChatModel):
         self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any
     ) -> ChatResult:
         return _result([chunk async for chunk in self._astream(messages, stop, None, **kwargs)])
+
+
+def _chat_model(runnable: Any) -> BaseChatModel | None:
+    """The chat model inside ``runnable`` (itself, or the ``bound`` of a binding), if any."""
+    while isinstance(runnable, RunnableBinding):
+        runnable = runnable.bound
+    return runnable if isinstance(runnable, BaseChatModel) else None
 
 
 def _result(chunks: list[ChatGenerationChunk]) -> ChatResult:
