@@ -174,10 +174,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if not os.path.isfile(path):
             raise UsageError(f"{path}: no such file")
     summary = summarize_files(args.files)
+    comparison = None
+    if args.labels is not None:
+        from guardkit.audit.summary import compare_with_labels
+
+        if not os.path.isfile(args.labels):
+            raise UsageError(f"{args.labels}: no such file")
+        comparison = compare_with_labels(args.files, args.labels)
     if args.json:
-        print(json.dumps(summary.to_dict(), indent=2))
+        print(json.dumps({**summary.to_dict(), **({"labels": comparison.to_dict()} if comparison else {})}, indent=2))
     else:
         summary.write(sys.stdout)
+        if comparison is not None:
+            comparison.write(sys.stdout)
     return EXIT_OK
 
 
@@ -344,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     summarize = audit_sub.add_parser("summarize", help="counts by action, category and policy, and latency percentiles")
     summarize.add_argument("files", nargs="+", metavar="FILE.jsonl", help="JSON-lines record files (rotated ones too: FILE FILE.1 ...)")
+    summarize.add_argument("--labels", default=None, metavar="LABELS.jsonl",
+                           help='compare the blocks (monitor mode: would-be blocks) per request_id with {"request_id", "label": safe|unsafe} lines')
     summarize.add_argument("--json", action="store_true")
     summarize.set_defaults(func=cmd_audit)
 

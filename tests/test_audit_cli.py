@@ -70,3 +70,21 @@ def test_bench_audit_reports_both_contenders(tiny_bundle: Path, capsys: pytest.C
     for name in ("plain", "audited"):
         assert data[name]["wall_ms_per_token"] > 0 and data[name]["cpu_ms_per_token"] >= 0
     assert data["wall_ratio"] == pytest.approx(data["audited"]["wall_ms_per_token"] / data["plain"]["wall_ms_per_token"], rel=1e-2)
+
+
+def test_summarize_compares_a_monitor_log_with_labels(tiny_model: StreamModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log, labels = tmp_path / "monitor.jsonl", tmp_path / "labels.jsonl"
+    shadow = Guard(tiny_model, policy_from_dict({"name": "shadow", "enforcement": "monitor"}), otel=False, audit=str(log))
+    cases = {"r1": (HARMFUL, "unsafe"), "r2": (BENIGN, "safe"), "r3": ("sure here is how to steal a car", "unsafe"), "r4": (HARMFUL, "safe")}
+    for rid, (text, _) in cases.items():
+        assert "".join(shadow.stream([text], prompt="please help me", request_id=rid)) == text  # monitor: nothing withheld
+    shadow.auditor.sinks[0].close()  # type: ignore[union-attr]
+    lines = [json.dumps({"request_id": rid, "label": label}) for rid, (_, label) in cases.items()]
+    labels.write_text("\n".join(lines + [json.dumps({"request_id": "r9", "label": "unsafe"}), "{bad"]) + "\n", encoding="utf-8")
+    assert main(["audit", "summarize", str(log), "--labels", str(labels), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["labels"]
+    # r1 would be blocked (unsafe: right), r4 too (labelled safe: a false positive); "steal" once is not two in a row
+    assert (got["true_positive"], got["false_positive"], got["false_negative"], got["true_negative"]) == (1, 1, 1, 1)
+    assert (got["precision"], got["recall"], got["labels_without_records"], got["malformed_labels"]) == (0.5, 0.5, 1, 1)
+    assert main(["audit", "summarize", str(log), "--labels", str(labels)]) == 0
+    assert "precision 0.500   recall 0.500" in capsys.readouterr().out

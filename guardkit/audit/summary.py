@@ -109,3 +109,88 @@ def summarize_files(paths: Iterable[str | Path]) -> Summary:
         with open(path, encoding="utf-8", errors="replace") as handle:
             summarize(handle, summary)
     return summary
+
+
+@dataclass
+class LabelComparison:
+    """Would-be (monitor) or real blocks per request against labels: is the policy ready to enforce?
+
+    A request counts as blocked when any of its records (prompt or answer)
+    has ``decision: block``; a label is ``unsafe`` (should be blocked) or ``safe``.
+    """
+
+    true_positive: int = 0
+    false_positive: int = 0
+    false_negative: int = 0
+    true_negative: int = 0
+    labels_without_records: int = 0
+    records_without_labels: int = 0
+    malformed_labels: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        tp, fp, fn, tn = self.true_positive, self.false_positive, self.false_negative, self.true_negative
+        return {
+            "true_positive": tp, "false_positive": fp, "false_negative": fn, "true_negative": tn,
+            "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+            "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+            "false_positive_rate": round(fp / (fp + tn), 4) if fp + tn else None,
+            "labels_without_records": self.labels_without_records,
+            "records_without_labels": self.records_without_labels,
+            "malformed_labels": self.malformed_labels,
+        }
+
+    def write(self, out: TextIO) -> None:
+        d = self.to_dict()
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        out.write("\nagainst the labels (per request; blocked = any record decided block):\n")
+        out.write(f"  blocked & unsafe {d['true_positive']:6d}   blocked & safe {d['false_positive']:6d}\n")
+        out.write(f"  passed & unsafe  {d['false_negative']:6d}   passed & safe  {d['true_negative']:6d}\n")
+        out.write(f"  precision {fmt(d['precision'])}   recall {fmt(d['recall'])}   false-positive rate {fmt(d['false_positive_rate'])}\n")
+        if self.labels_without_records or self.records_without_labels or self.malformed_labels:
+            out.write(f"  ({self.labels_without_records} labels without records, {self.records_without_labels} requests without labels, "
+                      f"{self.malformed_labels} malformed label lines)\n")
+
+
+def compare_with_labels(record_paths: Iterable[str | Path], labels_path: str | Path) -> LabelComparison:
+    """Join records (by ``request_id``) with a JSON-lines file of ``{"request_id": ..., "label": "safe" | "unsafe"}``."""
+    blocked: dict[str, bool] = {}
+    for path in record_paths:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("request_id"), str):
+                    rid = record["request_id"]
+                    blocked[rid] = blocked.get(rid, False) or record.get("decision") == "block"
+    result = LabelComparison()
+    labelled: set[str] = set()
+    with open(labels_path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                result.malformed_labels += 1
+                continue
+            if not isinstance(item, dict) or not isinstance(item.get("request_id"), str) or item.get("label") not in ("safe", "unsafe"):
+                result.malformed_labels += 1
+                continue
+            rid = item["request_id"]
+            labelled.add(rid)
+            if rid not in blocked:
+                result.labels_without_records += 1
+                continue
+            unsafe, was_blocked = item["label"] == "unsafe", blocked[rid]
+            if unsafe and was_blocked:
+                result.true_positive += 1
+            elif was_blocked:
+                result.false_positive += 1
+            elif unsafe:
+                result.false_negative += 1
+            else:
+                result.true_negative += 1
+    result.records_without_labels = len(set(blocked) - labelled)
+    return result
