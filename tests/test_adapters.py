@@ -813,16 +813,19 @@ def test_readme_table_cells_cite_tests_that_exist() -> None:
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("| integration | text guarded"):]
     lines = section[: section.index("\n\n")].splitlines()
-    defined = set(re.findall(r"^(?:async )?def (test_\w+)", Path(__file__).read_text(encoding="utf-8"), re.MULTILINE))
-    assert len(lines) == 2 + 3
+    sources = [Path(__file__), *sorted((root / "integrations" / "langchain" / "tests").glob("test_langchain_v1*.py"))]
+    defined = {name for src in sources for name in re.findall(r"^(?:async )?def (test_\w+)", src.read_text(encoding="utf-8"), re.MULTILINE)}
+    defined |= {name for src in sources for name in re.findall(r"^class (Test\w+)", src.read_text(encoding="utf-8"), re.MULTILINE)}
+    assert len(lines) == 2 + 5  # OpenAI chat, Responses, Anthropic, LangChain model, LangChain agents
     for row in lines[2:]:
         cells = [c for c in row.strip("|").split("|")][1:]
         assert len(cells) == 6
         for cell in cells:
-            cited = re.findall(r"`(test_\w+)`", cell) or (["same test"] if "same test" in cell else [])
+            cited = re.findall(r"`((?:test_|Test)\w+)`", cell) or (["same test"] if "same test" in cell else [])
             assert cited, (row, cell)
             assert set(cited) - {"same test"} <= defined, cited
 

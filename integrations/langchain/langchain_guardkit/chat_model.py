@@ -304,8 +304,12 @@ class GuardedChatModel(BaseChatModel):
         inner_kwargs = self._inner_kwargs(stop, kwargs)
 
         async def upstream() -> AsyncIterator[BaseMessageChunk]:
-            async for chunk in self.model.astream(messages, _isolated(), **inner_kwargs):
-                yield chunk
+            inner = self.model.astream(messages, _isolated(), **inner_kwargs)
+            try:
+                async for chunk in inner:
+                    yield chunk
+            finally:  # a block stops the inner model's stream at once (``async for`` alone would leave it open)
+                await inner.aclose()  # type: ignore[attr-defined]
 
         guard = self._guard_for_call()
         shaper = MessageChunkShaper(self.guard.policy.on_block.separator)

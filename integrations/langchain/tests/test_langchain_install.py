@@ -85,7 +85,8 @@ def test_fresh_venv_install_and_example(tmp_path: Path, lc_tiny_bundle: Path) ->
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     python = env_dir / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
-    install = _run([str(python), "-m", "pip", "install", "-q", f"{src}[cpu]", str(src / "integrations" / "langchain")], cwd=tmp_path, timeout=900)
+    # the README's one command: pip install ".[cpu]" "./integrations/langchain[agents]"
+    install = _run([str(python), "-m", "pip", "install", "-q", f"{src}[cpu]", f"{src / 'integrations' / 'langchain'}[agents]"], cwd=tmp_path, timeout=900)
     assert install.returncode == 0, install.stdout + install.stderr
 
     run = _run([str(python), str(src / "examples" / "langchain_chat.py"), "--model", str(lc_tiny_bundle)], cwd=tmp_path, timeout=300)
@@ -101,5 +102,6 @@ def test_fresh_venv_install_and_example(tmp_path: Path, lc_tiny_bundle: Path) ->
         assert "assistant> " in default.stdout
 
     # the installed distribution, not the checkout, was imported
-    where = _run([str(python), "-c", "import langchain_guardkit, guardkit; print(langchain_guardkit.__file__, guardkit.__file__)"], cwd=tmp_path, timeout=120)
+    where = _run([str(python), "-c", "import langchain_guardkit, guardkit; assert langchain_guardkit.GuardkitMiddleware is not None; "
+                  "print(langchain_guardkit.__file__, guardkit.__file__)"], cwd=tmp_path, timeout=120)
     assert where.returncode == 0 and str(env_dir) in where.stdout, where.stdout + where.stderr

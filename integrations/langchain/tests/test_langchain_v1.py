@@ -108,6 +108,18 @@ def test_harmful_reply_never_reaches_invoke_stream_or_batch(lc_guard: Guard) -> 
     assert_clean(results) and all(r.content.endswith(message_text) for r in results)
 
 
+@pytest.mark.parametrize("aio", [False, True])
+async def test_a_block_stops_the_inner_model(lc_guard: Guard, aio: bool) -> None:
+    """The inner model's stream is closed at the block: it is not read to its end."""
+    model, inner = guarded(lc_guard, HARMFUL + " and many more words after it that nobody should pay for")
+    if aio:
+        [c async for c in model.astream(SAFE_PROMPT)]
+    else:
+        list(model.stream(SAFE_PROMPT))
+    total = len(words(HARMFUL + " and many more words after it that nobody should pay for"))
+    assert 0 < len(inner.produced) < total - 10
+
+
 async def test_harmful_reply_never_reaches_astream_or_abatch(lc_guard: Guard) -> None:
     model, inner = guarded(lc_guard, HARMFUL)
     chunks = [c async for c in model.astream(SAFE_PROMPT)]
