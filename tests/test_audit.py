@@ -322,3 +322,15 @@ async def test_provider_adapters_record_each_channel(tiny_model: StreamModel, as
     assert sorted(r.channel for r in sink.records) == ["answer", "prompt", "reasoning"]  # the prompt is checked once
     assert by_channel["answer"].decision == "block" and by_channel["answer"].char_offset == ONSET
     assert by_channel["reasoning"].decision == "allow"
+
+
+def test_jsonl_sink_survives_a_string_that_is_not_valid_unicode(tiny_model: StreamModel, tmp_path: Path) -> None:
+    """A lone surrogate (here in a caller's request id) must not kill the writer thread: later records still land."""
+    sink = JsonlSink(tmp_path / "a.jsonl")
+    guard = Guard(tiny_model, "default", audit=sink, otel=False)
+    guard.check_response(HARMFUL, request_id="bad-\ud800")
+    guard.check_response(BENIGN, request_id="good")
+    assert sink.flush(timeout=5)
+    lines = (tmp_path / "a.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == ["bad-\ud800", "good"] and sink.write_errors == 0
+    sink.close()

@@ -175,15 +175,15 @@ class JsonlSink:
     def _write(self, handle: Any, lines: list[str]) -> Any:
         try:
             if handle is None:
-                handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open by the writer thread
+                handle = open(self.path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - kept open by the writer thread
             for line in lines:
-                if handle.tell() + len(line.encode("utf-8")) > self.max_bytes and handle.tell() > 0:
+                if handle.tell() + len(line.encode("utf-8", "backslashreplace")) > self.max_bytes and handle.tell() > 0:
                     handle.close()
                     self._rotate()
-                    handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+                    handle = open(self.path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
                 handle.write(line)
             handle.flush()
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - the writer thread must live on (OSError: disk full, permissions ...)
             self.write_errors += 1
             if self.write_errors == 1:
                 logger.error("guardkit audit: cannot write %s: %s (records are lost until it works again)", self.path, exc)
