@@ -328,3 +328,31 @@ def test_callback_block_is_not_logged_as_a_callback_error(lc_guard: Guard, caplo
     assert not [r for r in caplog.records if "Error in" in r.getMessage()]
     assert [r for r in caplog.records if r.name == "langchain_guardkit" and "blocked" in r.getMessage()]
     assert len(blocked) == 1 and blocked[0].blocked and handler.active_runs == 0
+
+
+# -- the agent example, with the tiny test model and with the shipped guardkit-mini -----------
+
+
+@pytest.mark.parametrize("bundle", ["tiny", "shipped"])
+def test_agent_example_streams_only_judged_text(lc_tiny_bundle: Any, bundle: str) -> None:
+    """examples/langchain_agent.py: the benign answer whole after the tool call; the harmful one halted."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    example = root / "examples" / "langchain_agent.py"
+    if not example.is_file():
+        pytest.skip("needs the guardkit source checkout")
+    shipped = root / "models" / "guardkit-mini"
+    if bundle == "shipped" and not (shipped / "model.onnx").is_file():
+        pytest.skip("the shipped model is not in this checkout")
+    args = ["--model", str(lc_tiny_bundle if bundle == "tiny" else shipped)]
+    run = subprocess.run([sys.executable, str(example), *args], capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    benign, harmful = run.stdout.split("user> ")[1:]
+    assert "[tool find_recipe: bread: flour, water, salt, yeast] Sure, here is how to bake bread: mix the flour and water, then bake it for an hour." in benign
+    assert "[response withheld: it broke the content policy]" not in benign
+    assert harmful.rstrip().endswith("[response withheld: it broke the content policy]")
+    for word in ("bomb", "detonator", "explosive", "pipe", "fuse"):
+        assert word not in harmful.split("assistant>")[-1], word
