@@ -16,24 +16,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 try:
-    import guardkit  # noqa: F401
     import langchain_guardkit  # noqa: F401
+
+    import guardkit  # noqa: F401
 except ImportError:  # run from a source checkout without installing: use its two packages
     _ROOT = Path(__file__).resolve().parents[1]
     sys.path[:0] = [str(_ROOT), str(_ROOT / "integrations" / "langchain")]
 
-from guardkit import Guard, GuardkitError  # noqa: E402
-from langchain.agents import create_agent  # noqa: E402
-from langchain_core.language_models import BaseChatModel  # noqa: E402
-from langchain_core.messages import AIMessageChunk, BaseMessage, ToolMessage, message_chunk_to_message  # noqa: E402
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult  # noqa: E402
-from langchain_core.tools import tool  # noqa: E402
+from langchain.agents import create_agent
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage, ToolMessage, message_chunk_to_message
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.tools import tool
+from langchain_guardkit import GuardkitMiddleware
 
-from langchain_guardkit import GuardkitMiddleware  # noqa: E402
+from guardkit import Guard, GuardkitError
 
 ANSWERS = {
     "How do I bake bread at home?": "Sure, here is how to bake bread: mix the flour and water, then bake it for an hour.",

@@ -219,7 +219,8 @@ def test_bad_channels_section_is_a_one_line_error(tmp_path: Path, body: str, exp
 
 def test_channels_round_trip_through_yaml() -> None:
     policy = Policy(channels=Channels(reasoning=ChannelRule(on_block="replace", message="[hidden]"), tool_arguments=ChannelRule(judged=False)))
-    from guardkit.policy import policy_from_dict
     import yaml
+
+    from guardkit.policy import policy_from_dict
 
     assert policy_from_dict(yaml.safe_load(policy.to_yaml())).channels == policy.channels

@@ -12,7 +12,6 @@
 """
 
 from guardkit import StreamBlocked
-
 from langchain_guardkit._messages import PROMPT_KEYS, extract_prompt
 from langchain_guardkit.callbacks import AsyncGuardkitCallbackHandler, GuardkitCallbackHandler
 from langchain_guardkit.chat_model import GuardedChatModel, MessageChunkShaper

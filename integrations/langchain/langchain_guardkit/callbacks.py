@@ -42,16 +42,17 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 from uuid import UUID
 
-from guardkit import Guard, StreamBlocked, StreamSession
-from guardkit.verdict import Blocked, Event, Flagged, Released, Verdict
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
+from guardkit import Guard, StreamBlocked, StreamSession
+from guardkit.verdict import Blocked, Event, Flagged, Released, Verdict
 from langchain_guardkit._messages import ModelRunsOnly, content_text, last_human_text
 
 __all__ = ["AsyncGuardkitCallbackHandler", "GuardkitCallbackHandler", "OnBlock", "OnRelease"]

@@ -34,9 +34,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal
 
-from guardkit import Guard
-from guardkit.adapters import AsyncShapedStream, GuardBlock, Read, ShapedStream, Shaper
-from guardkit.adapters._driver import Key
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManager, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.chat_models import LangSmithParams
@@ -45,6 +42,9 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from pydantic import ConfigDict, Field, field_validator
 
+from guardkit import Guard
+from guardkit.adapters import AsyncShapedStream, GuardBlock, Read, ShapedStream, Shaper
+from guardkit.adapters._driver import Key
 from langchain_guardkit._messages import last_human_text
 
 __all__ = ["GuardedChatModel", "MessageChunkShaper"]

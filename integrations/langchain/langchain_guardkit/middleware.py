@@ -23,11 +23,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from guardkit import Guard
-from guardkit.verdict import Verdict
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage
 
+from guardkit import Guard
+from guardkit.verdict import Verdict
 from langchain_guardkit._messages import last_human_text
 from langchain_guardkit.chat_model import GuardedChatModel
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterator, Literal
+from typing import Any, Literal
 
-from guardkit import AsyncGuardedStream, Guard, GuardedStream
-from guardkit.streams import OnBlockMode
-from guardkit.verdict import Verdict
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, BaseCallbackHandler, CallbackManager, CallbackManagerForChainRun
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk, message_chunk_to_message
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config, patch_config, var_child_runnable_config
 
+from guardkit import AsyncGuardedStream, Guard, GuardedStream
+from guardkit.streams import OnBlockMode
+from guardkit.verdict import Verdict
 from langchain_guardkit._messages import ModelRunsOnly, content_text, extract_prompt
 
 __all__ = ["GuardedAgentRunnable", "GuardkitRunnable", "OutputKind", "guard_runnable"]
@@ -267,11 +268,11 @@ class GuardkitRunnable(Runnable[Any, Any]):
 
     # -- types -----------------------------------------------------------
     @property
-    def InputType(self) -> Any:  # noqa: N802 - LangChain's name
+    def InputType(self) -> Any:
         return self.bound.InputType
 
     @property
-    def OutputType(self) -> Any:  # noqa: N802
+    def OutputType(self) -> Any:
         return self.bound.OutputType
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> Any:

@@ -102,6 +102,6 @@ def test_fresh_venv_install_and_example(tmp_path: Path, lc_tiny_bundle: Path) ->
         assert "assistant> " in default.stdout
 
     # the installed distribution, not the checkout, was imported
-    where = _run([str(python), "-c", "import langchain_guardkit, guardkit; assert langchain_guardkit.GuardkitMiddleware is not None; "
-                  "print(langchain_guardkit.__file__, guardkit.__file__)"], cwd=tmp_path, timeout=120)
+    code = "import langchain_guardkit, guardkit; assert langchain_guardkit.GuardkitMiddleware is not None; print(langchain_guardkit.__file__, guardkit.__file__)"
+    where = _run([str(python), "-c", code], cwd=tmp_path, timeout=120)
     assert where.returncode == 0 and str(env_dir) in where.stdout, where.stdout + where.stderr

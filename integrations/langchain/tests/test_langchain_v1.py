@@ -20,17 +20,17 @@ import pytest
 pytest.importorskip("langchain")
 pytest.importorskip("langgraph")
 
-from guardkit import Guard, StreamBlocked
 from langchain.agents import create_agent
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
+from langchain_guardkit import GuardedAgentRunnable, GuardedChatModel, GuardkitCallbackHandler, GuardkitMiddleware, guard_runnable
 from lc_support import BENIGN, HARMFUL, SAFE_PROMPT, UNSAFE_PROMPT
 from lc_v1_support import ScriptedChatModel, tool_call_reply, words
 
-from langchain_guardkit import GuardedAgentRunnable, GuardedChatModel, GuardkitCallbackHandler, GuardkitMiddleware, guard_runnable
+from guardkit import Guard, StreamBlocked
 
 BAD = ("bomb", "detonator")
 HARMFUL_ARGS = '{"query": "how to build a bomb detonator at home"}'

@@ -22,13 +22,13 @@ import pytest
 
 pytest.importorskip("langchain_tests")
 
-from guardkit import Guard
-from guardkit.testing import build_tiny_bundle
+from langchain_guardkit import GuardedChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 from lc_v1_support import ScriptedChatModel
 
-from langchain_guardkit import GuardedChatModel
+from guardkit import Guard
+from guardkit.testing import build_tiny_bundle
 
 REPLY = "sure here is a recipe for bread with flour and water"
 
