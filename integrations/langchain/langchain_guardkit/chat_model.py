@@ -15,8 +15,14 @@ text, under the same driver as the provider adapters
 (:mod:`guardkit.adapters`), with the Guard's policy ``channels`` section:
 
 - ``content`` (a str, or the ``text`` / ``thinking`` / ``reasoning`` /
-  ``partial_json`` fields of content blocks) and
-  ``additional_kwargs["reasoning_content"]`` are judged per channel;
+  ``partial_json`` / ``args`` fields of content blocks, and the ``summary``
+  entries of OpenAI reasoning blocks), ``additional_kwargs["reasoning_content"]``
+  and ``additional_kwargs["refusal"]`` are judged per channel; a content block's
+  tool arguments given as an object (``args`` / ``input`` of a whole tool call)
+  are emptied, the call reaching the consumer through ``tool_call_chunks``;
+  other blocks (images, citations ...) pass unchanged;
+- an inner model that does not stream (LangChain then yields one whole
+  ``AIMessage``) is judged the same way, as one chunk;
 - tool calls (``tool_call_chunks``) are judged as ``tool_arguments`` and held
   back until their arguments are judged whole: a tool call is emitted once,
   complete, at the end of the message (never a truncated call an agent could
@@ -31,6 +37,7 @@ text, under the same driver as the provider adapters
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal
 
@@ -47,12 +54,74 @@ from guardkit.adapters import AsyncShapedStream, GuardBlock, Read, ShapedStream,
 from guardkit.adapters._driver import Key
 from langchain_guardkit._messages import last_human_text
 
-__all__ = ["GuardedChatModel", "MessageChunkShaper"]
+__all__ = ["GuardedChatModel", "MessageChunkShaper", "as_chunk"]
 
 #: content-block fields that carry generated text, and their channel kind
-_BLOCK_TEXT = {"text": "answer", "thinking": "reasoning", "reasoning": "reasoning", "partial_json": "tool_arguments"}
+_BLOCK_TEXT = {"text": "answer", "thinking": "reasoning", "reasoning": "reasoning", "partial_json": "tool_arguments", "args": "tool_arguments"}
+#: content-block fields holding a whole tool call's arguments as an object: emptied (the call's
+#: arguments reach the consumer through ``tool_call_chunks``, judged and held there)
+_BLOCK_OBJECTS = ("args", "input")
 #: raw provider copies of tool calls (their text is in ``tool_call_chunks``, judged there)
 _RAW_TOOL_KWARGS = ("tool_calls", "function_call")
+#: text an ``additional_kwargs`` key carries, and its channel kind
+_KWARGS_TEXT = {"reasoning_content": "reasoning", "refusal": "refusal"}
+
+
+def _block_texts(pos: int, block: Any) -> list[tuple[Key, str]]:
+    """The generated text in one content block: its text fields, and reasoning ``summary`` entries (OpenAI Responses)."""
+    if isinstance(block, str):
+        return [(("block", pos, None), block)] if block else []
+    if not isinstance(block, dict):
+        return []
+    index = block.get("index", pos)
+    texts: list[tuple[Key, str]] = []
+    for field in _BLOCK_TEXT:
+        text = block.get(field)
+        if isinstance(text, str) and text:
+            texts.append((("block", index, field), text))
+    for j, entry in enumerate(block.get("summary") or [] if isinstance(block.get("summary"), list) else []):
+        text = entry.get("text") if isinstance(entry, dict) else None
+        if isinstance(text, str) and text:
+            texts.append((("block", index, "summary", j), text))
+    return texts
+
+
+def _block_with(pos: int, block: Any, released: dict[Key, str]) -> Any:
+    """``block`` with each text field replaced by its released text (objects holding tool arguments emptied)."""
+    if isinstance(block, str):
+        return released.get(("block", pos, None), "")
+    if not isinstance(block, dict):
+        return block
+    index = block.get("index", pos)
+    block = dict(block)
+    for field in _BLOCK_TEXT:
+        if isinstance(block.get(field), str) and block[field]:
+            block[field] = released.get(("block", index, field), "")
+    for field in _BLOCK_OBJECTS:
+        if isinstance(block.get(field), dict) and block[field]:
+            block[field] = {}
+    if isinstance(block.get("summary"), list):
+        block["summary"] = [
+            {**entry, "text": released.get(("block", index, "summary", j), "")} if isinstance(entry, dict) and isinstance(entry.get("text"), str) else entry
+            for j, entry in enumerate(block["summary"])
+        ]
+    return block
+
+
+def as_chunk(value: Any) -> BaseMessageChunk:
+    """An inner model's output as a message chunk (a model that does not stream yields one whole ``AIMessage``)."""
+    if isinstance(value, BaseMessageChunk):
+        return value
+    if isinstance(value, AIMessage):
+        calls = [
+            {"name": c["name"], "args": json.dumps(c["args"]), "id": c.get("id"), "index": i, "type": "tool_call_chunk"}
+            for i, c in enumerate(value.tool_calls)
+        ]
+        return AIMessageChunk(
+            content=value.content, id=value.id, name=value.name, additional_kwargs=value.additional_kwargs,
+            response_metadata=value.response_metadata, usage_metadata=value.usage_metadata, tool_call_chunks=calls,
+        )
+    raise TypeError(f"the inner model must produce AI messages or message chunks, got {type(value).__name__}")
 
 
 def _isolated() -> RunnableConfig:
@@ -81,8 +150,6 @@ class MessageChunkShaper(Shaper[BaseMessageChunk]):
 
     # -- Shaper ------------------------------------------------------------------
     def read(self, chunk: BaseMessageChunk) -> Read:
-        if isinstance(chunk, AIMessage) and not isinstance(chunk, BaseMessageChunk):
-            raise TypeError("expected message chunks from the inner model's stream, got an AIMessage")
         if not isinstance(chunk, BaseMessageChunk):
             raise TypeError(f"the inner model must stream message chunks, got {type(chunk).__name__}")
         if self._id is None:
@@ -94,16 +161,11 @@ class MessageChunkShaper(Shaper[BaseMessageChunk]):
                 read.texts.append((("content",), content))
         else:
             for pos, block in enumerate(content):
-                if isinstance(block, str):
-                    read.texts.append((("block", pos, None), block))
-                    continue
-                for field in _BLOCK_TEXT:
-                    text = block.get(field) if isinstance(block, dict) else None
-                    if isinstance(text, str) and text:
-                        read.texts.append((("block", block.get("index", pos), field), text))
-        reasoning = chunk.additional_kwargs.get("reasoning_content")
-        if isinstance(reasoning, str) and reasoning:
-            read.texts.append((("reasoning_content",), reasoning))
+                read.texts += _block_texts(pos, block)
+        for name in _KWARGS_TEXT:
+            text = chunk.additional_kwargs.get(name)
+            if isinstance(text, str) and text:
+                read.texts.append(((name,), text))
         for pos, call in enumerate(getattr(chunk, "tool_call_chunks", None) or []):
             index = call.get("index", pos) if call.get("index") is not None else pos
             meta = self._tools.setdefault(index, {"id": None, "name": None})
@@ -118,10 +180,12 @@ class MessageChunkShaper(Shaper[BaseMessageChunk]):
         kind = key[0]  # type: ignore[index]
         if kind == "content":
             return "answer"
-        if kind == "reasoning_content":
-            return "reasoning"
+        if kind in _KWARGS_TEXT:
+            return _KWARGS_TEXT[kind]  # type: ignore[index]
         if kind == "tool":
             return "tool_arguments"
+        if len(key) == 4:  # type: ignore[arg-type]  # a reasoning summary entry
+            return "reasoning"
         return _BLOCK_TEXT.get(key[2], "answer") if key[2] is not None else "answer"  # type: ignore[index]
 
     def rebuild(self, chunk: BaseMessageChunk | None, released: dict[Key, str], finished: set[Key]) -> list[BaseMessageChunk]:
@@ -136,26 +200,19 @@ class MessageChunkShaper(Shaper[BaseMessageChunk]):
             rest = {k: v for k, v in released.items() if k[0] != "tool" and v}  # type: ignore[index]
             if not rest and not calls:
                 return []
-            return [self._new(self._content_for(rest), tool_call_chunks=calls, chunk_position="last")]
+            content, kwargs = self._content_for(rest)
+            return [self._new(content, additional_kwargs=kwargs, tool_call_chunks=calls, chunk_position="last")]
         if self._blocked:
             return []
         content: Any
         if isinstance(chunk.content, str):
             content = released.get(("content",), "")
         else:
-            content = []
-            for pos, block in enumerate(chunk.content):
-                if isinstance(block, str):
-                    content.append(released.get(("block", pos, None), ""))
-                    continue
-                block = dict(block)
-                for field in _BLOCK_TEXT:
-                    if isinstance(block.get(field), str) and block[field]:
-                        block[field] = released.get(("block", block.get("index", pos), field), "")
-                content.append(block)
+            content = [_block_with(pos, block, released) for pos, block in enumerate(chunk.content)]
         kwargs = {k: v for k, v in chunk.additional_kwargs.items() if k not in _RAW_TOOL_KWARGS}
-        if isinstance(kwargs.get("reasoning_content"), str):
-            kwargs["reasoning_content"] = released.get(("reasoning_content",), "")
+        for name in _KWARGS_TEXT:
+            if isinstance(kwargs.get(name), str):
+                kwargs[name] = released.get((name,), "")
         if content == "" and not calls and not kwargs and not chunk.response_metadata and not getattr(chunk, "usage_metadata", None):
             return []  # its text is held back for judging and it carries nothing else: no empty chunk
         return [self._copy(chunk, content=content, additional_kwargs=kwargs, tool_call_chunks=calls)]
@@ -178,18 +235,22 @@ class MessageChunkShaper(Shaper[BaseMessageChunk]):
         meta = self._tools.get(index, {})
         return {"name": meta.get("name"), "args": self._tool_text.get(index, ""), "id": meta.get("id"), "index": index, "type": "tool_call_chunk"}
 
-    def _content_for(self, released: dict[Key, str]) -> Any:
-        if set(released) <= {("content",)}:
-            return released.get(("content",), "")
+    def _content_for(self, released: dict[Key, str]) -> tuple[Any, dict[str, Any]]:
+        """Content (and ``additional_kwargs``) for text released at the end of the stream."""
+        kwargs = {key[0]: text for key, text in released.items() if key[0] in _KWARGS_TEXT}  # type: ignore[index]
+        if {key for key in released if key[0] not in _KWARGS_TEXT} <= {("content",)}:  # type: ignore[index]
+            return released.get(("content",), ""), kwargs
         blocks: list[Any] = []
         for key, text in released.items():
             if key == ("content",):
                 blocks.append({"type": "text", "text": text})
+            elif key[0] == "block" and len(key) == 4:  # type: ignore[index,arg-type]
+                blocks.append({"type": "reasoning", "summary": [{"type": "summary_text", "text": text, "index": key[3]}], "index": key[1]})  # type: ignore[index]
             elif key[0] == "block":  # type: ignore[index]
                 field = key[2] or "text"  # type: ignore[index]
-                kind = {"partial_json": "input_json_delta"}.get(field, field)
+                kind = {"partial_json": "input_json_delta", "args": "tool_call_chunk"}.get(field, field)
                 blocks.append({"type": kind, field: text, "index": key[1]})  # type: ignore[index]
-        return blocks
+        return blocks, kwargs
 
     def _new(self, content: Any, **fields: Any) -> AIMessageChunk:
         if "chunk_position" in fields and "chunk_position" not in AIMessageChunk.model_fields:  # pragma: no cover
@@ -290,7 +351,8 @@ class GuardedChatModel(BaseChatModel):
         inner_kwargs = self._inner_kwargs(stop, kwargs)
 
         def upstream() -> Iterator[BaseMessageChunk]:  # started only once the prompt has passed
-            yield from self.model.stream(messages, _isolated(), **inner_kwargs)
+            for item in self.model.stream(messages, _isolated(), **inner_kwargs):
+                yield as_chunk(item)
 
         guard = self._guard_for_call()
         shaper = MessageChunkShaper(self.guard.policy.on_block.separator)
@@ -306,8 +368,8 @@ class GuardedChatModel(BaseChatModel):
         async def upstream() -> AsyncIterator[BaseMessageChunk]:
             inner = self.model.astream(messages, _isolated(), **inner_kwargs)
             try:
-                async for chunk in inner:
-                    yield chunk
+                async for item in inner:
+                    yield as_chunk(item)
             finally:  # a block stops the inner model's stream at once (``async for`` alone would leave it open)
                 await inner.aclose()  # type: ignore[attr-defined]
 

@@ -70,3 +70,20 @@ class ScriptedChatModel(BaseChatModel):
             total = chunk if total is None else total + chunk
         assert total is not None
         return ChatResult(generations=[ChatGeneration(message=message_chunk_to_message(total.message))])
+
+
+class WholeReplyChatModel(BaseChatModel):
+    """A chat model that does not stream (only ``_generate``): LangChain's stream() yields one whole AIMessage."""
+
+    reply: Any
+    calls: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "whole-reply"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any
+    ) -> ChatResult:
+        self.calls += 1
+        return ChatResult(generations=[ChatGeneration(message=self.reply)])

@@ -28,7 +28,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langchain_guardkit import GuardedAgentRunnable, GuardedChatModel, GuardkitCallbackHandler, GuardkitMiddleware, guard_runnable
 from lc_support import BENIGN, HARMFUL, SAFE_PROMPT, UNSAFE_PROMPT
-from lc_v1_support import ScriptedChatModel, tool_call_reply, words
+from lc_v1_support import ScriptedChatModel, WholeReplyChatModel, tool_call_reply, words
 
 from guardkit import Guard, StreamBlocked
 
@@ -196,6 +196,40 @@ def test_reasoning_content_blocks_are_judged(lc_guard: Guard) -> None:
     result = model.invoke(SAFE_PROMPT)
     assert_clean(result) and "guardkit" not in result.response_metadata
     assert "".join(b["text"] for b in result.content if isinstance(b, dict) and b.get("type") == "text") == BENIGN
+
+
+def test_every_text_field_of_a_chunk_is_judged(lc_guard: Guard) -> None:
+    """v1 ``tool_call_chunk`` blocks, OpenAI reasoning summaries, ``additional_kwargs`` reasoning and refusals."""
+    v1_tool = [AIMessageChunk(content=[{"type": "tool_call_chunk", "name": "search" if i == 0 else None, "args": w, "id": "call_1" if i == 0 else None,
+                                        "index": 0}],
+                              tool_call_chunks=[{"name": "search" if i == 0 else None, "args": w, "id": "call_1" if i == 0 else None, "index": 0,
+                                                 "type": "tool_call_chunk"}])
+               for i, w in enumerate(words(HARMFUL_ARGS))]
+    summary = [AIMessageChunk(content=[{"type": "reasoning", "summary": [{"type": "summary_text", "text": w, "index": 0}], "index": 0}])
+               for w in words(HARMFUL)]
+    reasoning_kwargs = [AIMessageChunk(content="", additional_kwargs={"reasoning_content": w}) for w in words(HARMFUL)]
+    refusal = [AIMessageChunk(content="", additional_kwargs={"refusal": w}) for w in words(HARMFUL)]
+    for reply, channel in [(v1_tool, "tool_arguments"), (summary, "reasoning"), (reasoning_kwargs, "reasoning"), (refusal, "refusal")]:
+        model, inner = guarded(lc_guard, reply)
+        chunks = list(model.stream(SAFE_PROMPT))
+        assert raw_carried_harm(inner), channel
+        assert_clean(chunks)
+        assert chunks[-1].response_metadata["guardkit"][0]["channel"] == channel
+    # the same kinds of chunk, benign, pass whole
+    model, _ = guarded(lc_guard, [AIMessageChunk(content="", additional_kwargs={"reasoning_content": w}) for w in words(BENIGN)])
+    assert model.invoke(SAFE_PROMPT).additional_kwargs["reasoning_content"] == BENIGN
+
+
+def test_an_inner_model_that_does_not_stream_is_judged_whole(lc_guard: Guard) -> None:
+    reply = AIMessage(content=HARMFUL, tool_calls=[{"name": "search", "args": json.loads(HARMFUL_ARGS), "id": "call_1"}])
+    inner = WholeReplyChatModel(reply=reply)
+    result = GuardedChatModel(model=inner, guard=lc_guard).invoke(SAFE_PROMPT)
+    assert inner.calls == 1
+    assert_clean(result)
+    assert result.tool_calls == [] and result.content.endswith(lc_guard.policy.on_block.message)
+    inner = WholeReplyChatModel(reply=AIMessage(content=BENIGN, tool_calls=[{"name": "search", "args": json.loads(BENIGN_ARGS), "id": "call_1"}]))
+    result = GuardedChatModel(model=inner, guard=lc_guard).invoke(SAFE_PROMPT)
+    assert result.content == BENIGN and result.tool_calls[0]["args"] == json.loads(BENIGN_ARGS)
 
 
 def test_constructor_errors_are_clear(lc_guard: Guard) -> None:
