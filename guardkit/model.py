@@ -18,6 +18,7 @@ from tokenizers import Tokenizer
 
 from guardkit._resources import default_model_path
 from guardkit.errors import GuardConfigError, ModelLoadError
+from guardkit.kvcache import KVBuffer, capacity_for, split_attention
 from guardkit.manifest import Manifest, load_manifest
 from guardkit.prompt_model import PromptClassifier
 from guardkit.providers import check_active, import_onnxruntime, providers_for
@@ -45,12 +46,13 @@ class KVState:
     ``batch``/``row`` say that ``arrays`` are the views ``batch.arrays[i][row:row+1, :, -length:]``
     of a batched call's output (the row's tail; its head is masked padding), so the
     next batched call can feed that output back without gathering the streams'
-    caches one by one.
+    caches one by one. With an in-place cache (see :mod:`guardkit.kvcache`) ``batch``
+    is a :class:`KVBuffer` and ``arrays`` are the views ``batch.arrays[i][row:row+1, :, :length]``.
     """
 
     arrays: tuple[np.ndarray, ...]
     length: int
-    batch: _BatchKV | None = None
+    batch: _BatchKV | KVBuffer | None = None
     row: int = 0
 
     @property
@@ -107,7 +109,14 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class StreamModel:
-    """A loaded model bundle: manifest, tokenizer and ONNX Runtime session."""
+    """A loaded model bundle: manifest, tokenizer and ONNX Runtime session.
+
+    ``threads``: ONNX Runtime intra-op threads per call (default one, never
+    spinning; see :func:`session_options`). ``kv_buffer``: on the CPU the graph's
+    attention is split at load so the KV cache is written in place instead of
+    copied every step (:mod:`guardkit.kvcache`; needs ``onnx``, same outputs to
+    float rounding); ``False`` runs the graph as it is.
+    """
 
     def __init__(
         self,
@@ -119,12 +128,13 @@ class StreamModel:
         trt_cache_dir: str | Path | None = None,
         fp16: bool = False,
         max_sessions: int | None = None,
+        kv_buffer: bool | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else default_model_path()
         self.device = device
         self.manifest: Manifest = load_manifest(self.path, verify=verify)
         self.tokenizer = self._load_tokenizer()
-        self._session = self._load_session(device, threads, trt_cache_dir, fp16)
+        self._session = self._load_session(device, threads, trt_cache_dir, fp16, kv_buffer)
         self._check_contract()
         self._state_dtype = np.float16 if self.manifest.state.dtype == "float16" else np.float32
         self._probe()  # real output shapes and dtypes, before any session can fail (or fail open) on them
@@ -164,20 +174,32 @@ class StreamModel:
         self._control_tokenizer = control
         return text
 
-    def _load_session(self, device: str, threads: int | None, trt_cache_dir: str | Path | None, fp16: bool) -> Any:
-        session = self._load_graph(device, threads, trt_cache_dir, fp16, self.path / self.manifest.model_file)
+    def _load_session(self, device: str, threads: int | None, trt_cache_dir: str | Path | None, fp16: bool,
+                      kv_buffer: bool | None = None) -> Any:
+        """The stream model's session; on the CPU with its attention split to read an in-place cache (:mod:`guardkit.kvcache`).
+
+        ``kv_buffer``: ``None`` splits when the graph allows it (and ``onnx`` is
+        installed), ``False`` runs the graph as it is.
+        """
+        model_path = self.path / self.manifest.model_file
+        graph = None
+        if kv_buffer is not False and providers_for(device) == ["CPUExecutionProvider"]:
+            graph = split_attention(model_path, self.manifest.state.num_layers)
+        session = self._load_graph(device, threads, trt_cache_dir, fp16, model_path, graph=graph)
+        self._kv_buffer = graph is not None
         # MLAS runs a 2-row product (one stream's 2 tokens, or 2 streams' single tokens) through the
         # packed GEMM that 3+ rows use, at about twice a 1-row product's cost: split those on CPU
         self._split_pairs = session.get_providers()[0] == "CPUExecutionProvider"
         return session
 
-    def _load_graph(self, device: str, threads: int | None, trt_cache_dir: str | Path | None, fp16: bool, model_path: Path) -> Any:
-        """An ONNX Runtime session for one of the bundle's graphs, on the chosen device."""
+    def _load_graph(self, device: str, threads: int | None, trt_cache_dir: str | Path | None, fp16: bool, model_path: Path,
+                    graph: bytes | None = None) -> Any:
+        """An ONNX Runtime session for one of the bundle's graphs (or ``graph``, a rewrite of it), on the chosen device."""
         ort = import_onnxruntime()
         providers = providers_for(device, fp16=fp16, trt_cache_dir=Path(trt_cache_dir) if trt_cache_dir else None)
         options = session_options(ort, threads)
         try:
-            session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+            session = ort.InferenceSession(graph if graph is not None else str(model_path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises several unrelated types
             raise ModelLoadError(f"onnxruntime cannot load the model: {exc}", path=str(model_path)) from None
         check_active(device, session.get_providers())
@@ -310,23 +332,25 @@ class StreamModel:
 
     def run(self, state: KVState, token_ids: Sequence[int]) -> tuple[dict[str, np.ndarray], KVState]:
         """Run new tokens after ``state``; return the raw logits (batch dim dropped) and the new state."""
-        named, length = self._run_raw(state, token_ids)
-        new_state = KVState(arrays=tuple(named[n] for n in self.present_names), length=length)
+        named, new_state = self._run_raw(state, token_ids)
         logits = {n: named[n][0] for n in self._output_names if not n.startswith("present.")}
         return logits, new_state
 
-    def _run_raw(self, state: KVState, token_ids: Sequence[int]) -> tuple[dict[str, np.ndarray], int]:
-        """One unbatched call: every contract output by name (batch dim kept) and the new state length."""
+    def _run_raw(self, state: KVState, token_ids: Sequence[int]) -> tuple[dict[str, np.ndarray], KVState]:
+        """One unbatched call: every contract output by name (batch dim kept; present = the whole new state) and the new state."""
         k = len(token_ids)
         if k == 0:
             raise ValueError("run() needs at least one token")
         if state.length + k > self.max_positions:
             raise ValueError(f"{state.length + k} positions exceed the model's max_positions {self.max_positions}")
         if k == 2 and self._split_pairs:  # two 1-row calls cost less than one 2-row call (see _load_session)
-            first, length = self._run_raw(state, token_ids[:1])
-            second, length = self._run_raw(KVState(tuple(first[n] for n in self.present_names), length), token_ids[1:])
+            first, middle = self._run_raw(state, token_ids[:1])
+            second, new_state = self._run_raw(middle, token_ids[1:])
             return {n: second[n] if n.startswith("present.") else np.concatenate([first[n], second[n]], axis=1)
-                    for n in self._output_names}, length
+                    for n in self._output_names}, new_state
+        if self._kv_buffer:
+            named, new_states = self._run_buffered([state], [list(token_ids)])
+            return named, new_states[0]
         feeds: dict[str, np.ndarray] = {
             "input_ids": np.asarray(token_ids, dtype=np.int64).reshape(1, k),
             "attention_mask": np.ones((1, state.length + k), dtype=np.int64),
@@ -334,7 +358,63 @@ class StreamModel:
         }
         feeds.update(zip(self.past_names, state.arrays))
         results = self._session.run(self._output_names, feeds)
-        return dict(zip(self._output_names, results)), state.length + k
+        named = dict(zip(self._output_names, results))
+        return named, KVState(arrays=tuple(named[n] for n in self.present_names), length=state.length + k)
+
+    def _run_buffered(self, states: Sequence[KVState], token_lists: Sequence[Sequence[int]]) -> tuple[dict[str, np.ndarray], list[KVState]]:
+        """Rows stepped on the split-attention graph, reading and writing a :class:`KVBuffer` in place.
+
+        The past fed is the buffer itself (all its capacity; positions past a
+        row's length are masked), or nothing when every row is empty (a prefill
+        reads no masked positions). Each row's new tokens are right-aligned
+        (``[pad][new]``), as in :meth:`step_many`. Returns the outputs (present =
+        the first row's new state, as views) and every row's new state.
+        """
+        lengths = [s.length for s in states]
+        adds = [len(ids) for ids in token_lists]
+        rows, seq = len(states), max(adds)
+        buffer = self._claim(states, lengths, adds)
+        fed = buffer.capacity if max(lengths) else 0
+        input_ids = np.zeros((rows, seq), dtype=np.int64)
+        position_ids = np.zeros((rows, seq), dtype=np.int64)
+        mask = np.zeros((rows, fed + seq), dtype=np.int64)
+        for row, (ids, length, k) in enumerate(zip(token_lists, lengths, adds)):
+            input_ids[row, seq - k :] = ids
+            position_ids[row, seq - k :] = np.arange(length, length + k)
+            mask[row, :length] = 1
+            mask[row, fed + seq - k :] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids}
+        feeds.update((name, array[:, :, :fed]) for name, array in zip(self.past_names, buffer.arrays))
+        results = self._session.run(self._output_names, feeds)
+        named = dict(zip(self._output_names, results))
+        for array, name in zip(buffer.arrays, self.present_names):
+            new = named[name]
+            for row, (length, k) in enumerate(zip(lengths, adds)):
+                array[row, :, length : length + k] = new[row, :, seq - k :]
+        new_states = [KVState(tuple(a[row : row + 1, :, : length + k] for a in buffer.arrays), length + k, buffer, row)
+                      for row, (length, k) in enumerate(zip(lengths, adds))]
+        named.update(zip(self.present_names, new_states[0].arrays))
+        return named, new_states
+
+    def _claim(self, states: Sequence[KVState], lengths: list[int], adds: list[int]) -> KVBuffer:
+        """The buffer these rows are written in: theirs when they are its rows in order and each is its row's newest
+        state with room left; else a fresh one holding a copy of each state (one copy, then in place again)."""
+        buffer = states[0].batch
+        if (isinstance(buffer, KVBuffer) and buffer.rows == len(states) and all(s.batch is buffer for s in states)
+                and [s.row for s in states] == list(range(len(states))) and buffer.claim(range(len(states)), lengths, adds)):
+            return buffer
+        spec = self.manifest.state
+        needed = max(n + k for n, k in zip(lengths, adds))
+        fresh = KVBuffer(len(states), capacity_for(needed, self.max_positions), len(self.past_names), spec.num_kv_heads,
+                         spec.head_dim, self._state_dtype)
+        for row, state in enumerate(states):
+            if state.length:
+                for target, array in zip(fresh.arrays, state.arrays):
+                    target[row, :, : state.length] = array[0]
+            fresh.filled[row] = state.length
+        if not fresh.claim(range(len(states)), lengths, adds):  # pragma: no cover - a fresh buffer always has room
+            raise RuntimeError("a fresh KV buffer refused its own rows")
+        return fresh
 
     def step(self, state: KVState, token_ids: Sequence[int], *, prompt_head: bool = False) -> StepOutput:
         """Score ``token_ids`` (one or many) after ``state``; probabilities in canonical order.
@@ -378,6 +458,12 @@ class StreamModel:
                 raise ValueError("every stream needs at least one token")
             if state.length + len(ids) > self.max_positions:
                 raise ValueError(f"{state.length + len(ids)} positions exceed the model's max_positions {self.max_positions}")
+        if self._kv_buffer:
+            named, new_states = self._run_buffered(states, [list(ids) for ids in token_lists])
+            seq = max(len(ids) for ids in token_lists)
+            probs = self._probabilities({n: named[n] for n in self._output_names if not n.startswith("present.")}, prompt_head)
+            return [StepOutput(*(None if p is None else p[row, seq - len(ids) :] for p in probs), state=state)
+                    for row, (ids, state) in enumerate(zip(token_lists, new_states))]
         batch = len(states)
         past = max(s.length for s in states)
         seq = max(len(ids) for ids in token_lists)

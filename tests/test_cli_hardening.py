@@ -89,7 +89,8 @@ def test_bench_reports_progress_in_the_concurrency_phase(monkeypatch: pytest.Mon
     for name in ("_one_by_one", "_batched"):
         monkeypatch.setattr(bench, name, lambda *a, **k: 10.0)
     monkeypatch.setattr(bench, "_sessions_in_threads", lambda *a, **k: (10.0, 2.0))
-    monkeypatch.setattr(bench, "_sessions_in_tasks", lambda *a, **k: 10.0)
+    monkeypatch.setattr(bench, "_sessions_in_tasks", lambda *a, **k: (10.0, 1.0))
+    monkeypatch.setattr(bench, "_sessions_one_by_one", lambda *a, **k: 10.0)
     said: list[str] = []
     bench._bench_streams(None, [1, 8], tokens=4, rounds=2, say=said.append)  # type: ignore[arg-type]
     assert [m.strip() for m in said] == [f"{s} concurrent streams: round {r}/2" for s in (1, 8) for r in (1, 2)]
