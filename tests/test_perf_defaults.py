@@ -170,3 +170,51 @@ def test_one_worker_keeps_one_cohort_and_bad_settings_are_refused(tiny_bundle: P
     for bad in ({"workers": 0}, {"min_cohort": 0}):
         with pytest.raises(GuardConfigError, match="workers and min_cohort"):
             BatchScheduler(model, **bad)  # type: ignore[arg-type]
+
+
+# -- opt-in coalescing (issue 16 item 3) ---------------------------------------------------
+
+
+def _word_deltas(text: str) -> list[str]:
+    words = text.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+@pytest.mark.parametrize("coalesce", [2, 4, 16])
+def test_coalescing_keeps_verdicts_and_released_text_and_calls_the_model_less(tiny_bundle: Path, coalesce: int) -> None:
+    model = StreamModel(tiny_bundle, device="cpu")
+    plain, merged = Guard(model), Guard(model, coalesce=coalesce)
+    for i, text in enumerate(_texts(24, seed=coalesce)):
+        a = plain.session("please help me")
+        b = merged.session("please help me")
+        out_a, out_b = [], []
+        for delta in _word_deltas(text):
+            out_a += a.feed(delta)
+            out_b += b.feed(delta)
+            released_a = "".join(e.text for e in out_a if type(e).__name__ == "Released")
+            released_b = "".join(e.text for e in out_b if type(e).__name__ == "Released")
+            assert released_a.startswith(released_b)  # coalescing only ever releases later, never more
+        out_a += a.finish()
+        out_b += b.finish()
+        assert a.blocked == b.blocked and a.released_text == b.released_text and same_verdict(a.verdict, b.verdict), i
+        if not a.blocked and len(a._tokens) >= 2 * coalesce:
+            assert b.model_calls < a.model_calls
+
+
+async def test_coalescing_in_async_streams(tiny_bundle: Path) -> None:
+    model = StreamModel(tiny_bundle, device="cpu")
+    text = _texts(3, seed=5)[0]
+    plain, merged = Guard(model), Guard(model, coalesce=4)
+    a = merged.astream(_word_deltas(text), prompt="hi")
+    got = "".join([t async for t in a])
+    b = plain.stream(_word_deltas(text), prompt="hi")
+    assert got == "".join(b) and a.blocked == b.blocked and same_verdict(a.verdict, b.verdict)
+
+
+def test_bad_coalesce_is_a_clear_error(tiny_bundle: Path) -> None:
+    model = StreamModel(tiny_bundle, device="cpu")
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(GuardConfigError, match="coalesce must be an int"):
+            Guard(model, coalesce=bad)  # type: ignore[arg-type]
+    with pytest.raises(GuardConfigError, match="coalesce must be an int from 1 to"):
+        Guard(model, coalesce=10_000).session()
