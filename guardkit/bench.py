@@ -216,6 +216,33 @@ def _bench_threads(model: StreamModel, tokens: int, rounds: int) -> dict[str, An
     }
 
 
+def _bench_coalesce(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
+    """A lone session fed one token per delta, judging every token vs coalescing 4 (alternating 16-token blocks)."""
+    policy = _never_blocking_policy()
+    words = _single_token_words(model, tokens)
+    settings = (1, 4)
+    wall, cpu = dict.fromkeys(settings, 0.0), dict.fromkeys(settings, 0.0)
+    count = 0
+    for _ in range(rounds):
+        sessions = {n: StreamSession(model, policy, _PROMPT, coalesce=n) for n in settings}
+        for session in sessions.values():
+            session.start()
+            session.feed(words[0])
+        for begin in range(1, len(words), 16):
+            block = words[begin : begin + 16]
+            for n, session in sessions.items():
+                w0, c0 = time.perf_counter(), time.process_time()
+                for word in block:
+                    session.feed(" " + word)
+                wall[n] += time.perf_counter() - w0
+                cpu[n] += time.process_time() - c0
+            count += len(block)
+        for session in sessions.values():
+            session.close()
+    return {f"coalesce={n}": {"wall_ms_per_token": round(wall[n] * 1e3 / count, 4), "cpu_ms_per_token": round(cpu[n] * 1e3 / count, 4),
+                              "cpu_vs_coalesce1": round(cpu[n] / cpu[1], 3)} for n in settings}
+
+
 def _bench_rescoring(model: StreamModel, lengths: list[int], probes: int) -> dict[str, Any]:
     """Incremental step at length L vs re-scoring the whole prefix (what stock streaming guards do)."""
     ids = model.tokenizer.encode(_TEXT, add_special_tokens=False).ids
@@ -477,7 +504,9 @@ def run_bench(
     if baseline_model is not None:
         say(f"step latency vs the baseline bundle {baseline_model}")
         figures["vs_baseline"] = _bench_vs_baseline(model, StreamModel(baseline_model, device="cpu", threads=threads), tokens, rounds)
-    say("chunked steps k = 1, 4, 16")
+    say("a lone session: judging every token vs coalescing 4")
+    figures["coalesce"] = _bench_coalesce(model, tokens, rounds)
+    say("chunked steps k = 1, 2, 3, 4, 8, 16")
     figures["chunked"] = _bench_chunks(model, tokens, rounds)
     say("incremental scoring vs full re-scoring")
     longest = model.max_positions - len(model.prompt_token_ids(_PROMPT)) - 8
@@ -514,6 +543,10 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
         for key in ("model", "baseline"):
             w(f"  {v[key]['name']:<28} {v[key]['step']['median_ms']:8.3f} / {v[key]['step']['p99_ms']:8.3f}   {v[key]['bundle_mb']:7.2f} MB\n")
         w(f"  step ratio (model / baseline) {v['step_ratio']:.3f}x\n\n")
+    w("A lone session fed one token per delta (per token; Guard(coalesce=4) releases up to 3 tokens later):\n")
+    for name, t in f["coalesce"].items():
+        w(f"  {name:<11} wall {t['wall_ms_per_token']:8.3f} ms   CPU {t['cpu_ms_per_token']:8.3f} ms   {t['cpu_vs_coalesce1']:5.2f}x CPU\n")
+    w("\n")
     w("Chunked steps, per token (wall median / p99 ms, speed-up vs k=1, CPU ms per token):\n")
     for name, t in f["chunked"].items():
         w(f"  {name:<6} {t['median_ms']:8.3f} / {t['p99_ms']:8.3f}   {t['speedup_vs_k1']:6.2f}x   CPU {t['cpu_ms_per_token']:7.3f}\n")

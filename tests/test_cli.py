@@ -71,6 +71,7 @@ def test_bench_prints_raw_and_session_side_by_side(tiny_bundle: Path) -> None:
     assert set(data["chunked"]) == {"k=1", "k=2", "k=3", "k=4", "k=8", "k=16"}
     assert set(data["threads"]) == {"default", "threads=1", "threads=2", "onnxruntime defaults (spinning)"}
     assert data["rescoring"]["64"]["cpu_ratio"] > 0
+    assert set(data["coalesce"]) == {"coalesce=1", "coalesce=4"}
     assert data["rescoring"]["64"]["ratio"] > 0
     long = data["rescoring"]["300"]  # past the tiny model's 128 positions: a real session, re-prefilling
     assert long["session_reprefills"] >= 2 and long["ratio"] > 0 and long["window_tokens"] < 128
