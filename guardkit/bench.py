@@ -164,13 +164,24 @@ def _with_onnxruntime_defaults(model: StreamModel) -> StreamModel:
     """The same bundle on ONNX Runtime's own defaults (every core, spinning): guardkit's default before 0.4."""
     from guardkit.providers import import_onnxruntime
 
+    from guardkit.kvcache import split_attention
+
     ort = import_onnxruntime()
     clone = StreamModel(model.path, device="cpu")
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    clone._session = ort.InferenceSession(str(model.path / model.manifest.model_file), sess_options=options,
-                                          providers=["CPUExecutionProvider"])
+    path = model.path / model.manifest.model_file
+    graph = split_attention(path, model.manifest.state.num_layers) if clone._kv_buffer else None  # the same graph, other options
+    clone._session = ort.InferenceSession(graph if graph is not None else str(path), sess_options=options, providers=["CPUExecutionProvider"])
     return clone
+
+
+def _check_stepped(sessions: dict[Any, StreamSession]) -> None:
+    """A benchmark session that failed a step (and so stopped judging) would time nothing: refuse it, then close all."""
+    for name, session in sessions.items():
+        if session.blocked or session.model_errors:
+            raise RuntimeError(f"benchmark session {name!r} failed (blocked {session.blocked}, model errors {session.model_errors})")
+        session.close()
 
 
 def _bench_threads(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
@@ -206,8 +217,7 @@ def _bench_threads(model: StreamModel, tokens: int, rounds: int) -> dict[str, An
                 wall[name] += time.perf_counter() - w0
                 cpu[name] += time.process_time() - c0
             count += len(block)
-        for session in sessions.values():
-            session.close()
+        _check_stepped(sessions)
     explicit = min(wall[name] for name in ("threads=1", "threads=2"))
     return {
         name: {"wall_ms_per_token": round(wall[name] * 1e3 / count, 4), "cpu_ms_per_token": round(cpu[name] * 1e3 / count, 4),
@@ -237,8 +247,7 @@ def _bench_coalesce(model: StreamModel, tokens: int, rounds: int) -> dict[str, A
                 wall[n] += time.perf_counter() - w0
                 cpu[n] += time.process_time() - c0
             count += len(block)
-        for session in sessions.values():
-            session.close()
+        _check_stepped(sessions)
     return {f"coalesce={n}": {"wall_ms_per_token": round(wall[n] * 1e3 / count, 4), "cpu_ms_per_token": round(cpu[n] * 1e3 / count, 4),
                               "cpu_vs_coalesce1": round(cpu[n] / cpu[1], 3)} for n in settings}
 
