@@ -12,8 +12,10 @@ already handles those keeps working.
     ├── ModelLoadError                     a model bundle is missing, corrupt or breaks the contract
     ├── ProviderUnavailableError           an explicitly requested execution provider is missing
     ├── SessionLimitError                  too many live sessions for a model
+    │   └── SessionStoreFullError          a served replica's KV memory cap refuses a new session
     ├── SessionClosedError                 feed() after finish()/close()
     ├── SchedulerClosedError (RuntimeError) a step was sent to a closed batch scheduler
+    ├── RemoteModelError                   a served model (guardkit.serve) failed or timed out on a step
     ├── GuardConfigError (ValueError)      invalid or contradictory arguments (max_sessions with a loaded model, max_sessions=0, ...)
     └── StreamBlocked                      a guarded stream was blocked (on_block="raise")
 """
@@ -31,9 +33,11 @@ __all__ = [
     "ModelLoadError",
     "PolicyError",
     "ProviderUnavailableError",
+    "RemoteModelError",
     "SchedulerClosedError",
     "SessionClosedError",
     "SessionLimitError",
+    "SessionStoreFullError",
     "StreamBlocked",
 ]
 
@@ -75,6 +79,17 @@ class ProviderUnavailableError(GuardkitError):
 
 class SessionLimitError(GuardkitError):
     """The model already serves its configured maximum of live sessions."""
+
+
+class SessionStoreFullError(SessionLimitError):
+    """A guard-model replica (``guardkit serve``) refused a new session: its KV store is at its memory cap.
+
+    Sessions it already holds keep being served; the refused one may be retried later.
+    """
+
+
+class RemoteModelError(GuardkitError):
+    """A served guard model (``guardkit.serve.RemoteModel``) could not run a step: every retry failed or timed out."""
 
 
 class SessionClosedError(GuardkitError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, AsyncIterable, Iterable
 
@@ -26,6 +27,7 @@ class Guard:
     Args:
         model: path to a model bundle, a loaded :class:`StreamModel` (to share
             one ONNX Runtime session between guards with different policies),
+            a :class:`guardkit.serve.RemoteModel` (a model served on Ray Serve),
             or ``None`` for the shipped default (guardkit-mini).
         policy: a built-in policy name (``"default"``, ``"strict"``, ...), a path
             to a YAML policy file, or a :class:`Policy`.
@@ -63,7 +65,7 @@ class Guard:
 
     def __init__(
         self,
-        model: str | Path | StreamModel | None = None,
+        model: str | Path | StreamModel | Any | None = None,
         policy: str | Path | Policy = "default",
         device: str = "auto",
         *,
@@ -81,7 +83,9 @@ class Guard:
         if not isinstance(coalesce, int) or isinstance(coalesce, bool) or coalesce < 1:
             raise GuardConfigError(f"coalesce must be an int >= 1 (tokens per model call), got {coalesce!r}")
         self.coalesce = coalesce  # its upper bound (the model's chunk) is checked by every session
-        if isinstance(model, StreamModel):
+        if model is not None and not isinstance(model, (str, os.PathLike)):  # a loaded model (StreamModel, RemoteModel, ...)
+            if not callable(getattr(model, "step", None)) or not callable(getattr(model, "empty_state", None)):
+                raise TypeError(f"model must be a bundle path, a StreamModel or a served model (RemoteModel), got {type(model).__name__}")
             given = {"device": device != "auto", "threads": threads is not None, "max_sessions": max_sessions is not None}
             if any(given.values()):
                 names = ", ".join(name for name, set_ in given.items() if set_)
@@ -124,7 +128,7 @@ class Guard:
 
     # -- one-shot checks -------------------------------------------------
     def check_prompt(self, prompt: str, *, request_id: str | None = None, conversation_id: str | None = None) -> Verdict:
-        """Judge a user prompt with the prompt head (read at the prompt's last token)."""
+        """Judge a user prompt: with the bundle's prompt classifier when it has one, else the stream model's prompt head."""
         with self._prompt_session(prompt, request_id, conversation_id) as session:
             session.start()
             return _prompt_outcome(session)

@@ -122,6 +122,9 @@ class DirectStepper(Stepper):
         return self.model.step(state, token_ids, prompt_head=prompt_head)
 
     async def astep(self, state: KVState, token_ids: Sequence[int], *, prompt_head: bool = False) -> StepOutput:
+        native = getattr(self.model, "astep", None)  # a served model (guardkit.serve.RemoteModel) awaits its steps itself
+        if native is not None:
+            return await native(state, token_ids, prompt_head=prompt_head)  # type: ignore[no-any-return]
         call = functools.partial(self.model.step, state, token_ids, prompt_head=prompt_head)
         return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
