@@ -99,13 +99,20 @@ class Guard:
             # async streams await the batcher directly: no worker thread per stream
             self.scheduler = BatchScheduler(self.model, max_wait_ms=max_wait_ms, max_batch=max_batch, max_delay_ms=max_delay_ms)
         self.auditor: Auditor | None = auditor_for(audit, otel)
+        self._owns_auditor = True
         if self.auditor is not None:
             self.auditor.watch(self.model, self.scheduler)
 
     def close(self) -> None:
-        """Stop the batcher's worker thread (no-op without batching, or for a :meth:`with_policy` child)."""
+        """Stop the batcher's worker thread (no-op without batching, or for a :meth:`with_policy` child).
+
+        Also closes the JSON-lines sinks this Guard made from paths given as ``audit=``
+        (a sink object you passed stays yours to close).
+        """
         if self.scheduler is not None and self._owns_scheduler:
             self.scheduler.close()
+        if self.auditor is not None and self._owns_auditor:
+            self.auditor.close_owned()
 
     def __enter__(self) -> Guard:
         return self
@@ -124,6 +131,7 @@ class Guard:
         guard._owns_scheduler = False
         guard.coalesce = self.coalesce
         guard.auditor = self.auditor  # its records go where this Guard's go
+        guard._owns_auditor = False
         return guard
 
     # -- one-shot checks -------------------------------------------------

@@ -283,9 +283,11 @@ def test_bad_sinks_are_refused(tiny_model: StreamModel, tmp_path: Path) -> None:
 def test_jsonl_sink_rotates_and_keeps_every_line_whole(tiny_model: StreamModel, tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     sink = JsonlSink(path, max_bytes=4096, backups=50)
-    guard = Guard(tiny_model, "default", audit=[sink, str(tmp_path / "plain.jsonl")], otel=False)
-    for n in range(12):
-        guard.check_response(HARMFUL if n % 3 == 0 else BENIGN)
+    with Guard(tiny_model, "default", audit=[sink, str(tmp_path / "plain.jsonl")], otel=False) as guard:
+        for n in range(12):
+            guard.check_response(HARMFUL if n % 3 == 0 else BENIGN)
+    # closing the Guard closed the sink it made from a path (all written); the sink object given stays open
+    assert len((tmp_path / "plain.jsonl").read_text(encoding="utf-8").splitlines()) == 12
     assert sink.flush()
     files = [path] + sorted(tmp_path.glob("audit.jsonl.*"))
     assert len(files) > 1, "the records were larger than max_bytes: the file must have rotated"

@@ -78,7 +78,7 @@ def test_summarize_compares_a_monitor_log_with_labels(tiny_model: StreamModel, t
     cases = {"r1": (HARMFUL, "unsafe"), "r2": (BENIGN, "safe"), "r3": ("sure here is how to steal a car", "unsafe"), "r4": (HARMFUL, "safe")}
     for rid, (text, _) in cases.items():
         assert "".join(shadow.stream([text], prompt="please help me", request_id=rid)) == text  # monitor: nothing withheld
-    shadow.auditor.sinks[0].close()  # type: ignore[union-attr]
+    shadow.close()  # closes the JSON-lines sink it made from the path
     lines = [json.dumps({"request_id": rid, "label": label}) for rid, (_, label) in cases.items()]
     labels.write_text("\n".join(lines + [json.dumps({"request_id": "r9", "label": "unsafe"}), "{bad"]) + "\n", encoding="utf-8")
     assert main(["audit", "summarize", str(log), "--labels", str(labels), "--json"]) == 0

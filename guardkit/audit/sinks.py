@@ -100,6 +100,7 @@ class JsonlSink:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._from_path = False
         atexit.register(_close_at_exit, weakref.ref(self))
 
     def emit(self, record: DecisionRecord) -> None:
@@ -220,10 +221,15 @@ class Auditor:
     request's span.
     """
 
-    def __init__(self, sinks: list[Sink], otel: OTelSink | None = None) -> None:
+    def __init__(self, sinks: list[Sink], otel: OTelSink | None = None, owned: list[JsonlSink] | None = None) -> None:
         self.sinks = sinks
         self.otel = otel
+        self.owned = owned or []  # sinks made here from paths: closed by close_owned() (Guard.close())
         self.sink_errors: dict[int, int] = {}  # id(sink) -> failures
+
+    def close_owned(self) -> None:
+        for sink in self.owned:
+            sink.close()
 
     def begin(self) -> Any:
         """What a session keeps from its start for its records (the OpenTelemetry context)."""
@@ -257,7 +263,9 @@ def _as_sinks(audit: Any) -> list[Sink]:
     if audit is None:
         return []
     if isinstance(audit, (str, os.PathLike)):
-        return [JsonlSink(audit)]
+        sink = JsonlSink(audit)
+        sink._from_path = True  # made here: the Guard closes it
+        return [sink]
     if hasattr(audit, "emit"):
         return [audit]
     if callable(audit):
@@ -278,6 +286,7 @@ def auditor_for(audit: Any, otel: bool | None) -> Auditor | None:
     from guardkit.audit.otel import OTelSink, default_otel_sink
 
     sinks = _as_sinks(audit)
+    owned = [s for s in sinks if isinstance(s, JsonlSink) and getattr(s, "_from_path", False)]
     otel_sinks = [s for s in sinks if isinstance(s, OTelSink)]
     sinks = [s for s in sinks if not isinstance(s, OTelSink)]
     if len(otel_sinks) > 1:
@@ -287,4 +296,4 @@ def auditor_for(audit: Any, otel: bool | None) -> Auditor | None:
         otel_sink = default_otel_sink(required=otel is True)
     if not sinks and otel_sink is None:
         return None
-    return Auditor(sinks, otel_sink)
+    return Auditor(sinks, otel_sink, owned)
