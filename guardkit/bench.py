@@ -507,7 +507,7 @@ def run_bench(
     gc.collect()
     figures: dict[str, Any] = {}
     say("thread settings: one session per setting, alternating")
-    figures["threads"] = _bench_threads(model, tokens, rounds)
+    figures["thread_settings"] = _bench_threads(model, tokens, rounds)
     say("raw ONNX step vs session per-token cost (batch 1)")
     figures["batch1"] = _bench_raw_vs_session(model, tokens, rounds)
     if baseline_model is not None:
@@ -538,7 +538,7 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
     w(f"guardkit bench: {result.model} on {result.machine}\n\n")
     w("Thread settings, one session, per token (sum over alternating 16-token blocks; CPU = every thread of the process):\n")
     w("  setting                            wall ms   CPU ms   wall vs best explicit   CPU vs threads=1\n")
-    for name, t in f["threads"].items():
+    for name, t in f["thread_settings"].items():
         w(f"  {name:<32} {t['wall_ms_per_token']:9.3f} {t['cpu_ms_per_token']:8.3f} {t['wall_vs_best_explicit']:15.2f}x {t['cpu_vs_threads1']:17.2f}x\n")
     w("\n")
     b = f["batch1"]

@@ -69,7 +69,7 @@ def test_bench_prints_raw_and_session_side_by_side(tiny_bundle: Path) -> None:
     data = json.loads(result.stdout)
     assert data["batch1"]["raw_step"]["median_ms"] > 0 and data["batch1"]["session_per_token"]["median_ms"] > 0
     assert set(data["chunked"]) == {"k=1", "k=2", "k=3", "k=4", "k=8", "k=16"}
-    assert set(data["threads"]) == {"default", "threads=1", "threads=2", "onnxruntime defaults (spinning)"}
+    assert set(data["thread_settings"]) == {"default", "threads=1", "threads=2", "onnxruntime defaults (spinning)"}
     assert data["rescoring"]["64"]["cpu_ratio"] > 0
     assert set(data["coalesce"]) == {"coalesce=1", "coalesce=4"}
     assert data["rescoring"]["64"]["ratio"] > 0
