@@ -390,3 +390,51 @@ def test_agent_example_streams_only_judged_text(lc_tiny_bundle: Any, bundle: str
     assert harmful.rstrip().endswith("[response withheld: it broke the content policy]")
     for word in ("bomb", "detonator", "explosive", "pipe", "fuse"):
         assert word not in harmful.split("assistant>")[-1], word
+
+
+# -- more paths: a plain LangGraph graph, the policy's channels, the async callback handler ----
+
+
+def test_langgraph_messages_mode_over_a_plain_graph(lc_guard: Guard) -> None:
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    model, inner = guarded(lc_guard, HARMFUL)
+
+    def call_model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState).add_node("model", call_model).add_edge(START, "model").compile()
+    streamed = list(graph.stream({"messages": [("user", SAFE_PROMPT)]}, stream_mode="messages"))
+    assert raw_carried_harm(inner) and streamed
+    assert_clean([message for message, _ in streamed])
+    assert "".join(m.content for m, _ in streamed if isinstance(m, AIMessageChunk)).endswith(lc_guard.policy.on_block.message)
+
+
+def test_the_policy_channels_section_applies(lc_guard: Guard, tmp_path: Any) -> None:
+    """A policy whose reasoning channel is replaced on a block: the thinking stops alone, the answer goes on."""
+    path = tmp_path / "reasoning-replace.yaml"
+    path.write_text("extends: default\nchannels:\n  reasoning: {on_block: replace, message: '[thinking withheld]'}\n", encoding="utf-8")
+    reply = [AIMessageChunk(content=[{"type": "thinking", "thinking": w, "index": 0}]) for w in words(HARMFUL)]
+    reply += [AIMessageChunk(content=[{"type": "text", "text": w, "index": 1}]) for w in words(BENIGN)]
+    model, inner = guarded(lc_guard.with_policy(path), reply)
+    result = model.invoke(SAFE_PROMPT)
+    assert raw_carried_harm(inner)
+    assert_clean(result)
+    thinking = "".join(b.get("thinking", "") for b in result.content if isinstance(b, dict))
+    text = "".join(b.get("text", "") for b in result.content if isinstance(b, dict) and b.get("type") == "text")
+    assert thinking == HARMFUL[: HARMFUL.index("bomb")] + "\n[thinking withheld]" and text == BENIGN
+    (block,) = result.response_metadata["guardkit"]
+    assert block["channel"] == "reasoning" and block["action"] == "replace" and block["channel_only"]
+
+
+async def test_async_callback_block_is_not_logged_as_a_callback_error(lc_guard: Guard, caplog: pytest.LogCaptureFixture) -> None:
+    from langchain_guardkit import AsyncGuardkitCallbackHandler
+
+    blocked: list[Any] = []
+    handler = AsyncGuardkitCallbackHandler(lc_guard, on_block=lambda verdict, run_id: blocked.append(verdict))
+    model = GenericFakeChatModel(messages=iter([HARMFUL]))
+    caplog.set_level(logging.INFO)
+    with pytest.raises(StreamBlocked):
+        [c async for c in model.astream(SAFE_PROMPT, config={"callbacks": [handler]})]
+    assert not [r for r in caplog.records if "Error in" in r.getMessage()]
+    assert len(blocked) == 1 and handler.active_runs == 0
