@@ -70,6 +70,7 @@ def test_bench_audit_reports_both_contenders(tiny_bundle: Path, capsys: pytest.C
     for name in ("plain", "audited"):
         assert data[name]["wall_ms_per_token"] > 0 and data[name]["cpu_ms_per_token"] >= 0
     assert data["wall_ratio"] == pytest.approx(data["audited"]["wall_ms_per_token"] / data["plain"]["wall_ms_per_token"], rel=1e-2)
+    assert data["audit_ms_per_stream"] > 0 and data["audit_ms_per_token"] == pytest.approx(data["audit_ms_per_stream"] / 16, rel=1e-2)
 
 
 def test_summarize_compares_a_monitor_log_with_labels(tiny_model: StreamModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
-from guardkit.audit.records import DecisionRecord, excerpt, iso_utc, model_identity, policy_sha256
+from guardkit.audit.records import DecisionRecord, excerpt, iso_utc, model_identity, new_id, policy_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     from guardkit.audit.sinks import Auditor
@@ -47,7 +46,7 @@ class SessionAudit:
         self.auditor = auditor
         self.request_id = request_id if request_id is not None else rid
         self.conversation_id = conversation_id if conversation_id is not None else cid
-        self.session_id = uuid.uuid4().hex
+        self.session_id = new_id()
         self.start_ns = time.time_ns()
         self.begun = auditor.begin()
         self.flag_times: list[int] = []
@@ -75,6 +74,7 @@ class SessionAudit:
         unjudged_tokens: int,
     ) -> None:
         global _failed_once
+        t0 = time.perf_counter()
         try:
             rec = self._build(channel, verdict, end, policy, model, text, chars_released, tokens_judged, flags, guard_seconds,
                               model_calls, reprefills, failure, model_errors, unjudged_tokens)
@@ -84,6 +84,8 @@ class SessionAudit:
                 logger.exception("guardkit audit: could not build a decision record; skipped")
             return
         self.auditor.emit(rec, self.begun)
+        self.auditor.seconds += time.perf_counter() - t0
+        self.auditor.records += 1
 
     def _build(self, channel: str, verdict: Verdict, end: str, policy: Policy, model: StreamModel, text: str, chars_released: int,
                tokens_judged: int, flags: list[Verdict], guard_seconds: float, model_calls: int, reprefills: int,
@@ -104,7 +106,7 @@ class SessionAudit:
                                   "char_offset": flag.char_offset, "time_unix_nano": at})
         guard_ms = guard_seconds * 1e3
         return DecisionRecord(
-            id=uuid.uuid4().hex,
+            id=new_id(),
             session_id=self.session_id,
             request_id=self.request_id,
             conversation_id=self.conversation_id,

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import threading
-from dataclasses import asdict, dataclass, field
+import uuid
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -99,8 +101,14 @@ class DecisionRecord:
     schema: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (the line a JSON-lines sink writes)."""
-        return asdict(self)
+        """A JSON-serialisable dict (the line a JSON-lines sink writes).
+
+        Built field by field, not with ``dataclasses.asdict`` (its deep copies cost ~0.2 ms a record).
+        """
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
+        data["scores"] = dict(self.scores)
+        data["flags"] = [dict(flag) for flag in self.flags]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
@@ -110,6 +118,14 @@ class DecisionRecord:
         """Read a record back (unknown keys, e.g. from a newer schema, are ignored)."""
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(DecisionRecord))
+
+
+def new_id() -> str:
+    """A random 128-bit id in uuid4 form, without a system call per id (ids, not secrets)."""
+    return uuid.UUID(int=random.getrandbits(128), version=4).hex
 
 
 def iso_utc(unix_nano: int) -> str:

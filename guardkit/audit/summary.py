@@ -141,7 +141,7 @@ class LabelComparison:
 
     def write(self, out: TextIO) -> None:
         d = self.to_dict()
-        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
         out.write("\nagainst the labels (per request; blocked = any record decided block):\n")
         out.write(f"  blocked & unsafe {d['true_positive']:6d}   blocked & safe {d['false_positive']:6d}\n")
         out.write(f"  passed & unsafe  {d['false_negative']:6d}   passed & safe  {d['true_negative']:6d}\n")
