@@ -41,6 +41,10 @@ class Guard:
             tasks) together in one ONNX Runtime call; verdicts are unchanged.
             Two cohorts alternate on two workers, so the sessions' Python and
             the model calls overlap (see :class:`~guardkit.batching.BatchScheduler`).
+        batch_workers: batches that may run at once (default: 2 on a machine with
+            two or more cores, else 1). Two pay when a second core is free; on
+            a host whose other work leaves about one core, 1 (one cohort, bigger
+            batches) gives more tokens/s.
         max_wait_ms, max_batch, max_delay_ms: the batcher's wait (a batch runs
             once no step arrived for ``max_wait_ms``, at most ``max_delay_ms``
             after its first: default 20 ms or ``max_wait_ms`` if longer) and batch size.
@@ -78,6 +82,7 @@ class Guard:
         audit: Any = None,
         otel: bool | None = None,
         coalesce: int = 1,
+        batch_workers: int | None = None,
     ) -> None:
         self.policy: Policy = load_policy(policy)
         if not isinstance(coalesce, int) or isinstance(coalesce, bool) or coalesce < 1:
@@ -97,7 +102,8 @@ class Guard:
         self._owns_scheduler = batching  # a with_policy() child shares its parent's scheduler, never closes it
         if batching:
             # async streams await the batcher directly: no worker thread per stream
-            self.scheduler = BatchScheduler(self.model, max_wait_ms=max_wait_ms, max_batch=max_batch, max_delay_ms=max_delay_ms)
+            self.scheduler = BatchScheduler(self.model, max_wait_ms=max_wait_ms, max_batch=max_batch, max_delay_ms=max_delay_ms,
+                                            workers=batch_workers)
         self.auditor: Auditor | None = auditor_for(audit, otel)
         self._owns_auditor = True
         if self.auditor is not None:

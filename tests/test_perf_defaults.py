@@ -218,3 +218,12 @@ def test_bad_coalesce_is_a_clear_error(tiny_bundle: Path) -> None:
             Guard(model, coalesce=bad)  # type: ignore[arg-type]
     with pytest.raises(GuardConfigError, match="coalesce must be an int from 1 to"):
         Guard(model, coalesce=10_000).session()
+
+
+def test_guard_passes_batch_workers_to_its_scheduler(tiny_bundle: Path) -> None:
+    model = StreamModel(tiny_bundle, device="cpu")
+    with Guard(model, batching=True, batch_workers=1) as guard:
+        assert guard.scheduler is not None and guard.scheduler.workers == 1
+        assert len(guard.scheduler._workers) == 1
+    with pytest.raises(GuardConfigError, match="workers and min_cohort"):
+        Guard(model, batching=True, batch_workers=0)
