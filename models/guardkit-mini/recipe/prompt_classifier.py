@@ -8,8 +8,11 @@ only, with the same tri-class risk head and the prompt categories.
 
 Usage:
     python recipe/prompt_classifier.py train --name pc1 [--epochs 2] [--max-len 128]
-    python recipe/prompt_classifier.py eval --ckpt work/pc1.pt      # dev-suite prompts
-Checkpoints go to work/<name>.pt (resumable: --resume).
+    python recipe/prompt_classifier.py eval --ckpt work/pc1.pt      # dev-suite prompts, PyTorch, thresholds swept
+    python recipe/prompt_classifier.py export --ckpt work/pc1.pt --bundle BUNDLE_DIR [--unsafe-offset X]
+Checkpoints go to work/<name>.pt (resumable: --resume).  ``export`` writes BUNDLE_DIR/prompt.onnx
+(4-bit weights, as export.py) with the unsafe logit shifted by the offset; run
+write_manifest.py BUNDLE_DIR afterwards (it lists prompt.onnx when present).
 """
 from __future__ import annotations
 
@@ -74,9 +77,13 @@ def encode(tok, texts: list[str]):
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
-def training_prompts(extra_benign: bool = True) -> list[dict]:
-    """The corpus' labelled train-split prompts, de-duplicated (first label wins)."""
-    seen, rows = set(), []
+def training_prompts(contrast_repeats: int = 2) -> list[dict]:
+    """The corpus' labelled train-split prompts, de-duplicated (first label wins), plus the self-written
+    contrast prompts (contrast_prompts.py) ``contrast_repeats`` times."""
+    from contrast_prompts import contrast_prompts
+    rows = [dict(text=t, label=RISK_LABELS.index(label), cat=PROMPT_CATEGORIES.index(cat) if cat else -1, source="self-written-contrast")
+            for t, label, cat in contrast_prompts()] * contrast_repeats
+    seen = {" ".join(r["text"].lower().split()) for r in rows}
     for line in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8"):
         x = json.loads(line)
         if x["split"] != "train" or not x["prompt"] or x["prompt_label"] is None:
@@ -91,10 +98,28 @@ def training_prompts(extra_benign: bool = True) -> list[dict]:
     return rows
 
 
+def training_responses(limit: int, seed: int) -> list[dict]:
+    """Experiment (--kind response): the corpus' labelled train-split responses, alone, de-duplicated."""
+    seen, rows = set(), []
+    for line in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8"):
+        x = json.loads(line)
+        if x["split"] != "train" or x["kind"] != "response" or not x.get("response") or x["resp_label"] is None:
+            continue
+        key = " ".join(x["response"].lower().split())
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(dict(text=x["response"], label=RISK_LABELS.index(x["resp_label"]),
+                         cat=PROMPT_CATEGORIES.index(x["resp_cat"]) if x.get("resp_cat") in PROMPT_CATEGORIES else -1,
+                         source=x["source"]))
+    random.Random(seed).shuffle(rows)
+    return rows[:limit] if limit else rows
+
+
 def train(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    rows = training_prompts()
+    rows = training_prompts(args.contrast_repeats) if args.kind == "prompt" else training_responses(args.limit, args.seed)
     rng = random.Random(args.seed)
     counts = np.bincount([r["label"] for r in rows], minlength=3)
     print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts)), flush=True)
@@ -164,14 +189,26 @@ def predict(model, tok, texts: list[str], batch: int = 64) -> np.ndarray:
     return probs
 
 
-def dev_prompts() -> dict[str, list[str]]:
+def dev_texts(kind: str) -> dict[str, list[str]]:
+    """The dev suite's prompts (kind=prompt) or responses judged alone (kind=response), by group."""
     import dev_suite
     items, _ = dev_suite.drop_overlap(dev_suite.build())
     groups: dict[str, list[str]] = {}
     for x in items:
-        if x["kind"] == "prompt":
-            groups.setdefault(x["group"], []).append(x["prompt"])
+        if x["kind"] == kind and (kind == "prompt" or x["group"].startswith(("response.alone", "seen.response.alone"))):
+            groups.setdefault(x["group"], []).append(x[kind])
     return groups
+
+
+def response_points(groups: dict[str, np.ndarray]) -> None:
+    from sklearn.metrics import roc_auc_score
+    pos, neg = groups["response.alone.harmful"], groups["response.alone.benign"]
+    print(f"AUC harmful vs benign replies alone {roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]):.3f}")
+    for t in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
+        r, f = np.mean(pos >= t), np.mean(neg >= t)
+        prec = r / (r + f) if r + f else 0.0  # at 1:1 prevalence
+        f1 = 2 * prec * r / (prec + r) if prec + r else 0.0
+        print(f"  t={t:.2f} recall {r:6.1%} benign FPR {f:6.1%} F1(1:1) {f1:.3f}")
 
 
 def operating_points(groups: dict[str, np.ndarray]) -> None:
@@ -195,14 +232,50 @@ def evaluate(args):
     model = PromptClassifier()
     model.load_state_dict(torch.load(args.ckpt, weights_only=False)["model"])
     tok = tokenizer(args.max_len)
-    groups = dev_prompts()
+    groups = dev_texts(args.kind)
     scores = {}
     for g, t in groups.items():
         p = predict(model, tok, t)
         scores[g] = p[:, 2] + args.controversial_share * p[:, 1]
     for g, t in groups.items():
         print(f"{g}: {len(t)}")
-    operating_points(scores)
+    operating_points(scores) if args.kind == "prompt" else response_points(scores)
+
+
+class _Export(nn.Module):
+    def __init__(self, m: PromptClassifier, unsafe_offset: float):
+        super().__init__()
+        self.m = m
+        self.register_buffer("offset", torch.tensor([0.0, 0.0, unsafe_offset]))
+
+    def forward(self, input_ids, attention_mask):
+        risk, category = self.m(input_ids, attention_mask)
+        return risk + self.offset, category
+
+
+def export(args):
+    import onnxruntime as ort
+
+    from export import quantise
+    model = PromptClassifier()
+    model.load_state_dict(torch.load(args.ckpt, weights_only=False)["model"])
+    model.eval()
+    fp32 = os.path.join(WORK, os.path.basename(args.ckpt).replace(".pt", ".prompt.fp32.onnx"))
+    ids = torch.randint(1000, 2000, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        torch.onnx.export(_Export(model, args.unsafe_offset), (ids, mask), fp32, input_names=["input_ids", "attention_mask"],
+                          output_names=["risk_logits", "category_logits"], opset_version=17, dynamo=False, do_constant_folding=True,
+                          dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                                        "risk_logits": {0: "batch"}, "category_logits": {0: "batch"}})
+        want = _Export(model, args.unsafe_offset)(ids, mask)[0].numpy()
+    got = ort.InferenceSession(fp32).run(["risk_logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    print(f"fp32 export {fp32}: max |logit diff| vs PyTorch {np.abs(want - got).max():.2e}")
+    out = os.path.join(args.bundle, "prompt.onnx")
+    quantise(fp32, out)
+    got = ort.InferenceSession(out).run(["risk_logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    print(f"4-bit {out}: max |logit diff| vs fp32 {np.abs(want - got).max():.3f} ({os.path.getsize(out) / 1e6:.1f} MB)")
 
 
 def main():
@@ -220,13 +293,21 @@ def main():
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--kind", choices=["prompt", "response"], default="prompt", help="response: experiment, not shipped")
+    t.add_argument("--limit", type=int, default=0, help="--kind response: at most this many responses")
+    t.add_argument("--contrast-repeats", type=int, default=2, help="times the self-written contrast prompts are in the data")
     e = sub.add_parser("eval")
     e.add_argument("--ckpt", required=True)
     e.add_argument("--max-len", type=int, default=128)
     e.add_argument("--threads", type=int, default=2)
     e.add_argument("--controversial-share", type=float, default=0.0)
+    e.add_argument("--kind", choices=["prompt", "response"], default="prompt")
+    x = sub.add_parser("export")
+    x.add_argument("--ckpt", required=True)
+    x.add_argument("--bundle", required=True)
+    x.add_argument("--unsafe-offset", type=float, default=0.0)
     args = ap.parse_args()
-    train(args) if args.cmd == "train" else evaluate(args)
+    {"train": train, "eval": evaluate, "export": export}[args.cmd](args)
 
 
 if __name__ == "__main__":

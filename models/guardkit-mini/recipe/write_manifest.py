@@ -14,6 +14,8 @@ from model import CATEGORIES, HEAD_DIM, HEADS, LAYERS, MAX_POS, PROMPT_CATEGORIE
 
 BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERSION = "0.3.0"
+PROMPT_MODEL = "prompt.onnx"
+PROMPT_MAX_TOKENS = 128  # prompt_classifier.py's --max-len
 
 
 def file_entry(bundle, name):
@@ -41,6 +43,12 @@ def main():
         "state": {"num_layers": LAYERS, "num_kv_heads": HEADS, "head_dim": HEAD_DIM, "dtype": "float32"},
         "template": {"prompt": "[CLS] {prompt} [SEP]", "response_prefix": ""},
     }
+    if os.path.exists(os.path.join(bundle, PROMPT_MODEL)):  # the bidirectional prompt classifier (prompt_classifier.py)
+        manifest["files"][PROMPT_MODEL] = file_entry(bundle, PROMPT_MODEL)
+        manifest["prompt_model"] = {"file": PROMPT_MODEL, "max_tokens": PROMPT_MAX_TOKENS, "risk_labels": RISK_LABELS,
+                                    "categories": PROMPT_CATEGORIES}
+        manifest["description"] = ("Causal all-MiniLM-L6-v2 stream guard (per-token response risk + categories) and a "
+                                   "bidirectional all-MiniLM-L6-v2 prompt classifier (English).")
     with open(os.path.join(bundle, "guardkit.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
