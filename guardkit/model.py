@@ -185,7 +185,13 @@ class StreamModel:
         graph = None
         if kv_buffer is not False and providers_for(device) == ["CPUExecutionProvider"]:
             graph = split_attention(model_path, self.manifest.state.num_layers)
-        session = self._load_graph(device, threads, trt_cache_dir, fp16, model_path, graph=graph)
+        try:
+            session = self._load_graph(device, threads, trt_cache_dir, fp16, model_path, graph=graph)
+        except ModelLoadError:
+            if graph is None:
+                raise
+            graph = None  # this onnxruntime refuses the rewrite: run the graph as it is
+            session = self._load_graph(device, threads, trt_cache_dir, fp16, model_path)
         self._kv_buffer = graph is not None
         # MLAS runs a 2-row product (one stream's 2 tokens, or 2 streams' single tokens) through the
         # packed GEMM that 3+ rows use, at about twice a 1-row product's cost: split those on CPU

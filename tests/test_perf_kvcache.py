@@ -153,3 +153,13 @@ def test_capacity_grows_in_steps_and_never_past_max_positions() -> None:
     assert not buffer.claim([0], [0], [1])  # row 0 was extended already: not the newest state any more
     assert not buffer.claim([0, 1], [10, 64], [1, 1])  # row 1 is full: all or none
     assert buffer.filled == [10, 64]
+
+
+def test_a_rewrite_onnxruntime_refuses_falls_back_to_the_graph_as_it_is(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import guardkit.model as model_module
+
+    monkeypatch.setattr(model_module, "split_attention", lambda path, layers: b"not an onnx graph")
+    model = StreamModel(tiny_bundle, device="cpu")
+    assert not model._kv_buffer
+    out = model.step(model.empty_state(), model.prompt_token_ids("hello"))
+    assert out.state.batch is None and out.state.length == len(model.prompt_token_ids("hello"))
