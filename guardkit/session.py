@@ -421,17 +421,17 @@ class StreamSession:
             level=j.level, category=j.category, scores=_scores(j.scores), action=action,  # type: ignore[arg-type]
             policy=self.policy.name, source="prompt", char_offset=0 if action == "block" else None,
         )
-        judged = self.prompt_verdict
+        decided = self.prompt_verdict  # what enforcement does (the record's decision, in monitor mode too)
         if action == "block" and self._monitor:  # shadow mode: report it, let the response go on
-            self.prompt_verdict = _monitored(judged)
-            self._record_prompt(judged, "checked")
+            self.prompt_verdict = _monitored(decided)
+            self._record_prompt(decided, "checked")
             return [Flagged(self.prompt_verdict)]
         if action == "block":
             self._blocked = self.prompt_verdict
             self._drop_state()
-            self._record_prompt(judged, "blocked")
+            self._record_prompt(decided, "blocked")
             return [Blocked(self.prompt_verdict)]
-        self._record_prompt(judged, "checked")
+        self._record_prompt(decided, "checked")
         if action == "flag":
             return [Flagged(self.prompt_verdict)]
         return []
