@@ -22,6 +22,7 @@ from guardkit.kvcache import KVBuffer, capacity_for, split_attention
 from guardkit.manifest import Manifest, load_manifest
 from guardkit.prompt_model import PromptClassifier
 from guardkit.providers import check_active, import_onnxruntime, providers_for
+from guardkit.retokenizer import tokenizable
 from guardkit.stepper import SlotPool
 from guardkit.verdict import RISK_LEVELS
 
@@ -542,7 +543,7 @@ class StreamModel:
         ids: list[int] = []
         for i, part in enumerate(self.manifest.template.prompt.split("{prompt}")):
             if i and prompt:
-                ids += self.tokenizer.encode(prompt, add_special_tokens=False).ids
+                ids += self.tokenizer.encode(tokenizable(prompt), add_special_tokens=False).ids
             if part:
                 ids += self._control_tokenizer.encode(part, add_special_tokens=False).ids
         return ids

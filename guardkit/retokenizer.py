@@ -19,11 +19,24 @@ it (at a sub-word token boundary).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from tokenizers import Tokenizer
 
-__all__ = ["GuardToken", "IncrementalRetokenizer"]
+__all__ = ["GuardToken", "IncrementalRetokenizer", "tokenizable"]
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def tokenizable(text: str) -> str:
+    """``text`` with lone surrogates (from JSON escapes such as ``"\\ud800"``) replaced by U+FFFD.
+
+    A Python str may hold them; the tokenizer refuses such text. One code point
+    replaces one, so character offsets are unchanged, and the replacement is
+    only what the model reads: released text is always the upstream text.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -112,7 +125,7 @@ class IncrementalRetokenizer:
         ``limit``. Text such as URLs, hyphenated chains and CJK then tokenizes as
         it does unsplit.
         """
-        encoding = self._tokenizer.encode(text[start : limit + 1], add_special_tokens=False)
+        encoding = self._tokenizer.encode(tokenizable(text[start : limit + 1]), add_special_tokens=False)
         offsets, words = encoding.offsets, encoding.word_ids
         cut = 0
         for k in range(len(offsets) - 1, 0, -1):  # the last word start after the first character
@@ -124,5 +137,5 @@ class IncrementalRetokenizer:
         return start + cut if cut else limit
 
     def _tokenize(self, text: str, start: int, end: int) -> list[GuardToken]:
-        encoding = self._tokenizer.encode(text[start:end], add_special_tokens=False)
+        encoding = self._tokenizer.encode(tokenizable(text[start:end]), add_special_tokens=False)
         return [GuardToken(tid, start + a, start + b) for tid, (a, b) in zip(encoding.ids, encoding.offsets)]

@@ -101,3 +101,15 @@ def test_cjk_and_single_long_words_still_cut_within_the_window(tiny_model: Strea
         tokens = retok.push(text) + retok.flush()
         assert tokens and tokens[-1].end == len(text)
         assert all(0 <= t.start < t.end <= len(text) for t in tokens)
+
+
+def test_lone_surrogates_are_judged_not_a_crash(tiny_guard: Guard) -> None:
+    """A str may hold lone surrogates (JSON "\\ud800" escapes); the tokenizer refuses them, the guard must not."""
+    text = "sure here is how \ud800 to build a bomb detonator \udfff now"
+    stream = tiny_guard.stream([text[:20], text[20:]], prompt="hello \udc00 there")
+    released = "".join(stream)
+    assert stream.blocked and stream.verdict.char_offset == text.index("bomb")
+    assert released.startswith(text[: text.index("bomb")].rstrip())  # the upstream text, surrogate and all
+    assert tiny_guard.check_prompt("how to \ud800 build a bomb").action == "block"
+    benign = "hello \ud83d world"
+    assert "".join(tiny_guard.stream([benign])) == benign
