@@ -233,6 +233,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "serve", False):  # in-process vs Ray Serve with 1 and 2 replicas (guardkit/serve/bench.py)
+        from guardkit.serve.bench import print_serve_report, run_serve_bench
+
+        served = run_serve_bench(args.model, tokens=args.tokens, rounds=args.rounds, streams=args.streams, threads=args.threads,
+                                 progress=None if args.json else (lambda m: print(f"... {m}", file=sys.stderr, flush=True)))
+        if args.json:
+            print(served.to_json())
+        else:
+            print_serve_report(served)
+        return EXIT_OK
     if args.audit:  # only the cost of decision records and spans
         from guardkit.audit.bench import main_json, print_audit_report, run_audit_bench
 
@@ -346,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--vs-tokens", type=_positive_int, default=2048, help="response length for --vs costs (default 2048)")
     bench.add_argument("--leak-tokens", type=_positive_int, default=512, help="response length for --vs leaks (default 512)")
     bench.add_argument("--policy", default="default", help="policy for the --vs leaks (default: default)")
+    bench.add_argument("--serve", action="store_true",
+                       help="in-process vs Ray Serve with 1 and 2 replicas: tokens/s, per-token latency, overhead per step (needs guardkit[serve])")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
 
@@ -357,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help='compare the blocks (monitor mode: would-be blocks) per request_id with {"request_id", "label": safe|unsafe} lines')
     summarize.add_argument("--json", action="store_true")
     summarize.set_defaults(func=cmd_audit)
+
+    from guardkit.serve.cli import add_serve_parser
+
+    add_serve_parser(sub)  # guardkit serve: the guard model on Ray Serve (guardkit/serve/cli.py)
 
     evaluate = sub.add_parser("eval", help="measure the guard on a labelled JSONL file (see README: Evaluate and calibrate)")
     evaluate.add_argument("data", nargs="?", default=None, help="evaluation JSONL file")

@@ -9,8 +9,12 @@ replica-killing test runs last, since it takes a replica away (Serve restarts it
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,6 +30,7 @@ from ray import serve  # noqa: E402
 from gk_helpers import same_verdict, shipped_bundles  # noqa: E402
 from guardkit import Guard, StreamModel  # noqa: E402
 from guardkit.demo import SAMPLES  # noqa: E402
+from guardkit.policy import policy_from_dict  # noqa: E402
 from guardkit.errors import GuardConfigError, ModelLoadError, SessionLimitError, SessionStoreFullError  # noqa: E402
 from guardkit.serve import RemoteModel, ServeOptions  # noqa: E402
 from guardkit.serve.deployment import run  # noqa: E402
@@ -61,7 +66,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         c = Cluster(tiny, port)
-        common = dict(replicas=2, device="cpu", threads=1, num_cpus=0.25)
+        common = dict(replicas=2, device="cpu", threads=1, num_cpus=0.2)  # 8 replicas in 2 CPUs, room for one more
         c.handles["tiny"] = run(ServeOptions(model=str(tiny), **common), name="tiny", route_prefix="/tiny")
         if MINI is not None:
             c.handles["mini"] = run(ServeOptions(model=str(MINI), **common), name="mini", route_prefix="/mini")
@@ -148,6 +153,35 @@ def _held(model: RemoteModel) -> int:
     return sum(s["sessions"] for s in model.stats())
 
 
+# -- the command line (its own local cluster, in a subprocess; runs before the module's cluster starts) --
+
+
+def test_guardkit_serve_cli_serves_until_interrupted(tmp_path: Path) -> None:
+    bundle = build_tiny_bundle(tmp_path / "bundle", max_positions=128)
+    port = _free_port()
+    command = [sys.executable, "-m", "guardkit", "serve", "--model", str(bundle), "--replicas", "2", "--num-cpus", "0.5",
+               "--threads", "1", "--port", str(port), "--route", "/cli"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines: list[str] = []
+        assert process.stdout is not None
+        for line in process.stdout:  # the command prints its address once the deployment is ready
+            lines.append(line)
+            if "ready at" in line:
+                break
+        assert f"ready at http://127.0.0.1:{port}/cli" in "".join(lines), "".join(lines)
+        local = Guard(StreamModel(bundle, device="cpu", threads=1))
+        with RemoteModel(f"http://127.0.0.1:{port}/cli") as model:
+            text = "sure first mix the flour and then the bomb detonator explosive"
+            assert same_verdict(Guard(model).check_response(text, prompt="hello"), local.check_response(text, prompt="hello"))
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 # -- verdicts through the deployment equal the in-process guard's -----------
 
 
@@ -228,6 +262,21 @@ def test_check_prompt_and_response_and_the_model_interface(cluster: Cluster) -> 
         assert same_verdict(remote.check_response(text, prompt="hello"), local.check_response(text, prompt="hello"))
         assert same_verdict(asyncio.run(remote.acheck_response(text)), local.check_response(text))
         assert "remote" in repr(model) or "RemoteModel" in repr(model)
+
+
+def test_bench_serve_measures_in_process_and_served_side_by_side(cluster: Cluster) -> None:
+    from guardkit.cli import build_parser
+    from guardkit.serve.bench import run_serve_bench
+
+    assert build_parser().parse_args(["bench", "--serve"]).serve  # `guardkit bench --serve` runs this
+    result = run_serve_bench(str(cluster.tiny_path), tokens=8, rounds=1, streams=[1, 2], num_cpus=0.05)
+    rows = json.loads(result.to_json())["rows"]
+    assert [(r["contender"], r["streams"]) for r in rows] == [
+        (name, s) for s in (1, 2) for name in ("in-process", "serve, 1 replica", "serve, 2 replicas")]
+    for row in rows:
+        assert row["tokens_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
+        base = next(r for r in rows if r["contender"] == "in-process" and r["streams"] == row["streams"])
+        assert row["overhead_per_step_ms"] == pytest.approx(row["p50_ms"] - base["p50_ms"], abs=1e-3)
 
 
 def test_bad_targets_fail_with_one_clear_error() -> None:
@@ -319,7 +368,31 @@ def test_memory_cap_refuses_new_sessions_with_a_clear_error_and_serves_the_rest(
         assert same_verdict(retried.verdict, expected.verdict)
 
 
-# -- faults: a replica killed mid-stream loses nothing -----------------------
+# -- faults: a lost replica or application loses nothing, and fails only its own sessions --
+
+
+def test_an_unreachable_model_fails_each_session_by_its_policy_and_holds_up_no_other(cluster: Cluster) -> None:
+    doomed = run(ServeOptions(model=str(cluster.tiny_path), replicas=1, threads=1, num_cpus=0.1), name="doomed", route_prefix="/doomed")
+    text = "sure here is the bread recipe with flour and water"
+    with RemoteModel(doomed, timeout_s=1.0, retries=1) as gone, RemoteModel(cluster.handles["tiny"]) as alive:
+        closed = Guard(gone, policy_from_dict({"name": "closed", "failure_mode": "closed"})).session("hello")
+        opened = Guard(gone, policy_from_dict({"name": "open", "failure_mode": "open"})).session("hello")
+        other = Guard(alive).session("hello")
+        for s in (closed, opened, other):
+            s.feed("sure here is ")
+        serve.delete("doomed")  # every replica of that application is gone
+        closed.feed(text)
+        opened.feed(text)
+        other.feed(text)
+        assert closed.blocked and "guard model step failed" in (closed.verdict.reason or "")
+        assert not opened.blocked and opened.unjudged_tokens > 0
+        assert not other.blocked and other.unjudged_tokens == 0
+        other.finish()
+        expected = Guard(StreamModel(cluster.tiny_path, device="cpu", threads=1)).session("hello")
+        expected.feed("sure here is ")
+        expected.feed(text)
+        expected.finish()
+        assert same_verdict(other.verdict, expected.verdict)
 
 
 def _replica_actors(app: str) -> list[str]:

@@ -10,20 +10,25 @@ See the README's "Serve a guard model" section for what crosses the network and 
 
 from __future__ import annotations
 
-from typing import Any
-
-from guardkit.serve.client import RemoteModel, RemoteState
-from guardkit.serve.protocol import GuardModel
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["GuardModel", "RemoteModel", "RemoteState", "ServeOptions", "build_app", "run"]
 
-_SERVER = {"ServeOptions", "build_app", "run", "GuardModelServer"}
+# loaded on first use: the server side imports Ray Serve, and `guardkit serve --help` should not load a model stack
+_HOMES = {
+    "RemoteModel": "guardkit.serve.client", "RemoteState": "guardkit.serve.client", "GuardModel": "guardkit.serve.protocol",
+    "ServeOptions": "guardkit.serve.deployment", "build_app": "guardkit.serve.deployment", "run": "guardkit.serve.deployment",
+    "GuardModelServer": "guardkit.serve.deployment",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from guardkit.serve.client import RemoteModel, RemoteState
+    from guardkit.serve.deployment import ServeOptions, build_app, run
+    from guardkit.serve.protocol import GuardModel
 
 
 def __getattr__(name: str) -> Any:
-    """The server side imports Ray Serve, so it loads on first use only."""
-    if name in _SERVER:
-        from guardkit.serve import deployment
-
-        return getattr(deployment, name)
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'guardkit.serve' has no attribute {name!r}")
