@@ -32,7 +32,7 @@ from guardkit import Guard, StreamModel  # noqa: E402
 from guardkit.demo import SAMPLES  # noqa: E402
 from guardkit.policy import policy_from_dict  # noqa: E402
 from guardkit.errors import GuardConfigError, ModelLoadError, SessionLimitError, SessionStoreFullError  # noqa: E402
-from guardkit.serve import RemoteModel, ServeOptions  # noqa: E402
+from guardkit.serve import GuardModel, RemoteModel, ServeOptions  # noqa: E402
 from guardkit.serve.deployment import run  # noqa: E402
 from guardkit.testing import SAFE_WORDS, build_tiny_bundle  # noqa: E402
 
@@ -66,7 +66,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         c = Cluster(tiny, port)
-        common = dict(replicas=2, device="cpu", threads=1, num_cpus=0.2)  # 8 replicas in 2 CPUs, room for one more
+        common: dict[str, Any] = {"replicas": 2, "device": "cpu", "threads": 1, "num_cpus": 0.2}  # 8 replicas in 2 CPUs, room for one more
         c.handles["tiny"] = run(ServeOptions(model=str(tiny), **common), name="tiny", route_prefix="/tiny")
         if MINI is not None:
             c.handles["mini"] = run(ServeOptions(model=str(MINI), **common), name="mini", route_prefix="/mini")
@@ -261,7 +261,8 @@ def test_check_prompt_and_response_and_the_model_interface(cluster: Cluster) -> 
         text = "sure here is how to bake bread and then the bomb detonator"
         assert same_verdict(remote.check_response(text, prompt="hello"), local.check_response(text, prompt="hello"))
         assert same_verdict(asyncio.run(remote.acheck_response(text)), local.check_response(text))
-        assert "remote" in repr(model) or "RemoteModel" in repr(model)
+        assert repr(model).startswith("RemoteModel(")
+        assert isinstance(model, GuardModel) and isinstance(local_model, GuardModel)  # the narrow interface both serve
 
 
 def test_bench_serve_measures_in_process_and_served_side_by_side(cluster: Cluster) -> None:
@@ -277,6 +278,33 @@ def test_bench_serve_measures_in_process_and_served_side_by_side(cluster: Cluste
         assert row["tokens_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
         base = next(r for r in rows if r["contender"] == "in-process" and r["streams"] == row["streams"])
         assert row["overhead_per_step_ms"] == pytest.approx(row["p50_ms"] - base["p50_ms"], abs=1e-3)
+
+
+def _chat_chunks(text: str) -> list[Any]:
+    from openai.types.chat import ChatCompletionChunk
+
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 7, "model": "gpt-x"}
+    deltas = [{"role": "assistant", "content": ""}] + [{"content": w + " "} for w in text.split()]
+    chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return [ChatCompletionChunk.model_validate(c) for c in chunks]
+
+
+def test_provider_adapters_sync_and_async_give_the_in_process_chunks(cluster: Cluster) -> None:
+    from guardkit import aguard_openai_stream, guard_openai_stream
+
+    local = Guard(StreamModel(cluster.tiny_path, device="cpu", threads=1))
+    texts = ["sure here is how to bake bread with flour and water", "first get the detonator and the explosive and then kill"]
+    with RemoteModel(cluster.handles["tiny"]) as model:
+        remote = Guard(model)
+        for text in texts:
+            expected = [c.model_dump() for c in guard_openai_stream(local, _chat_chunks(text), prompt="hello")]
+            assert [c.model_dump() for c in guard_openai_stream(remote, _chat_chunks(text), prompt="hello")] == expected
+
+            async def consume(text: str) -> list[Any]:
+                return [c.model_dump() async for c in aguard_openai_stream(remote, _chat_chunks(text), prompt="hello")]
+
+            assert asyncio.run(consume(text)) == expected
 
 
 def test_bad_targets_fail_with_one_clear_error() -> None:

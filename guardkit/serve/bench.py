@@ -39,7 +39,7 @@ class Figures:
 
     def summary(self) -> dict[str, float]:
         ordered = sorted(self.latencies_ms)
-        p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
         return {"tokens_per_s": round(statistics.median(self.tokens_per_s), 1),
                 "p50_ms": round(statistics.median(ordered), 3), "p99_ms": round(p99, 3)}
 

@@ -30,8 +30,6 @@ to the least loaded replica, as Serve's default router would send them.
 from __future__ import annotations
 
 import hashlib
-from typing import List, Optional
-
 from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
 
 __all__ = ["SessionAffinityRouter", "rendezvous_order"]
@@ -51,9 +49,9 @@ class SessionAffinityRouter(RequestRouter):
 
     async def choose_replicas(
         self,
-        candidate_replicas: List[RunningReplica],
-        pending_request: Optional[PendingRequest] = None,
-    ) -> List[List[RunningReplica]]:
+        candidate_replicas: list[RunningReplica],
+        pending_request: PendingRequest | None = None,
+    ) -> list[list[RunningReplica]]:
         if pending_request is not None:
             pending_request.routing_context.should_backoff = True  # the chosen replica is busy: wait, do not spin
         key = pending_request.metadata.multiplexed_model_id if pending_request is not None else ""

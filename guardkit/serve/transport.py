@@ -63,20 +63,20 @@ class RayTransport:
     def step(self, request: StepRequest, *, timeout_s: float) -> StepReply:
         try:
             response = self._for(request.key).step.remote(request)
-        except Exception as exc:  # noqa: BLE001 - Ray raises several unrelated types
+        except Exception as exc:  # Ray raises several unrelated types
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         try:
             return response.result(timeout_s=timeout_s)  # type: ignore[no-any-return]
         except TimeoutError as exc:
             response.cancel()
             raise TransportError(f"no reply within {timeout_s} s") from exc
-        except Exception as exc:  # noqa: BLE001 - the replica died, was unreachable, or the request was dropped
+        except Exception as exc:  # the replica died, was unreachable, or the request was dropped
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
     async def astep(self, request: StepRequest, *, timeout_s: float) -> StepReply:
         try:
             response = self._for(request.key).step.remote(request)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # a transport failure: the caller retries on a new key
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
         async def reply() -> StepReply:
@@ -90,13 +90,13 @@ class RayTransport:
         except asyncio.CancelledError:
             response.cancel()
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # a transport failure: the caller retries on a new key
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
     def classify(self, windows: list[list[int]], *, timeout_s: float) -> list[Any]:
         try:
             return list(self.handle.classify.remote(windows).result(timeout_s=timeout_s))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # a transport failure: the caller retries on a new key
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
     def close_key(self, key: str, *, timeout_s: float) -> None:
