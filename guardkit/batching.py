@@ -77,7 +77,8 @@ class _Request:
     __slots__ = ("state", "ids", "prompt_head", "output", "error", "done", "future")
 
     def __init__(self, state: KVState, ids: list[int], prompt_head: bool, future: asyncio.Future[StepOutput] | None = None) -> None:
-        self.state, self.ids, self.prompt_head = state, ids, prompt_head
+        self.state: KVState | None = state
+        self.ids, self.prompt_head = ids, prompt_head
         self.output: StepOutput | None = None
         self.error: BaseException | None = None
         self.future = future
@@ -87,7 +88,14 @@ class _Request:
             self.done.acquire()
 
     def finish(self, output: StepOutput | None = None, error: BaseException | None = None) -> None:
-        """Record the outcome; wakes a blocked thread (async callers are woken by :func:`_settle_on_loop`)."""
+        """Record the outcome; wakes a blocked thread (async callers are woken by :func:`_settle_on_loop`).
+
+        The input state is let go first: the worker may still hold this request
+        for a moment, and an old state kept alive that long would count as a
+        holder of its batch's KV storage when a session leaves (and keep an idle
+        session on a mostly dead batch).
+        """
+        self.state = None
         self.output, self.error = output, error
         if self.done is not None:
             self.done.release()
@@ -408,7 +416,8 @@ class BatchScheduler:
             for states in held.values():
                 rows = states[0].batch.arrays[0].shape[0]  # type: ignore[union-attr]
                 kept = [state for state in states if id(state) not in skip]  # the stepped ones are on their way out
-                if len(kept) * 2 > rows:
+                # rows, not states: with an in-place cache a session's older states view its same row
+                if len({state.row for state in kept}) * 2 > rows:
                     continue
                 for state in kept:
                     _own_rows(state)

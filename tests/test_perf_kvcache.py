@@ -163,3 +163,30 @@ def test_a_rewrite_onnxruntime_refuses_falls_back_to_the_graph_as_it_is(tiny_bun
     assert not model._kv_buffer
     out = model.step(model.empty_state(), model.prompt_token_ids("hello"))
     assert out.state.batch is None and out.state.length == len(model.prompt_token_ids("hello"))
+
+
+def test_compaction_counts_rows_not_states_of_an_in_place_buffer(tiny_bundle: Path) -> None:
+    """A session's older state views its same row: an idle session alone in a 3-row buffer gets its own copy
+    even while its previous state is still alive, and a finished request lets go of its input state."""
+    import functools
+    import weakref
+
+    from guardkit.batching import BatchScheduler, _forget, _Request
+
+    model = StreamModel(tiny_bundle, device="cpu")
+    ids = model.prompt_token_ids("hello there")
+    first = model.step_many([model.empty_state()] * 3, [ids] * 3)
+    second = model.step_many([o.state for o in first], [[7], [8], [9]])  # in place: the same buffer
+    buffer = second[0].state.batch
+    assert isinstance(buffer, KVBuffer) and first[0].state.batch is buffer
+    old, new = first[0].state, second[0].state  # row 0 twice; rows 1 and 2 are gone
+    del first, second
+    with BatchScheduler(model) as scheduler:
+        for state in (old, new):
+            scheduler._views[id(state)] = weakref.ref(state, functools.partial(_forget, scheduler._views, id(state)))
+        scheduler._compact_views()
+        assert new.batch is None and old.batch is None
+        assert not any(np.shares_memory(a, b) for a, b in zip(new.arrays, buffer.arrays))
+    request = _Request(new, [1], False)
+    request.finish(output=None)
+    assert request.state is None
