@@ -58,6 +58,34 @@ class PromptClassifier(nn.Module):
         return self.risk(x), self.category(x)
 
 
+class StreamPromptClassifier(nn.Module):
+    """--arch stream: the stream model's own architecture and weights (a training checkpoint),
+    trained on prompts alone and read at the last real token ([SEP]) by its prompt head.
+
+    Fine-tuning a copy for prompts cannot hurt the shipped stream model's response head."""
+
+    def __init__(self, init_ckpt: str | None):
+        super().__init__()
+        from model import GuardMini
+        self.m = GuardMini()
+        if init_ckpt:
+            sd = torch.load(init_ckpt, weights_only=False)
+            self.m.load_state_dict(sd["model"] if "model" in sd and "state" in sd else sd)
+        else:
+            self.m.load_backbone()
+
+    def forward(self, input_ids, attention_mask):
+        positions = (torch.cumsum(attention_mask, dim=-1) - 1).clamp(min=0)
+        _, _, risk, cat, _ = self.m(input_ids, attention_mask, positions)
+        last = (attention_mask.sum(-1) - 1).clamp(min=0)  # right padding: the last real token
+        rows = torch.arange(input_ids.shape[0])
+        return risk[rows, last], cat[rows, last]
+
+
+def build_model(arch: str, init_ckpt: str | None = None) -> nn.Module:
+    return PromptClassifier() if arch == "bidirectional" else StreamPromptClassifier(init_ckpt)
+
+
 def tokenizer(max_len: int):
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(os.path.join(backbone_dir(), "tokenizer.json"))
@@ -98,36 +126,18 @@ def training_prompts(contrast_repeats: int = 2) -> list[dict]:
     return rows
 
 
-def training_responses(limit: int, seed: int) -> list[dict]:
-    """Experiment (--kind response): the corpus' labelled train-split responses, alone, de-duplicated."""
-    seen, rows = set(), []
-    for line in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8"):
-        x = json.loads(line)
-        if x["split"] != "train" or x["kind"] != "response" or not x.get("response") or x["resp_label"] is None:
-            continue
-        key = " ".join(x["response"].lower().split())
-        if key in seen:
-            continue
-        seen.add(key)
-        rows.append(dict(text=x["response"], label=RISK_LABELS.index(x["resp_label"]),
-                         cat=PROMPT_CATEGORIES.index(x["resp_cat"]) if x.get("resp_cat") in PROMPT_CATEGORIES else -1,
-                         source=x["source"]))
-    random.Random(seed).shuffle(rows)
-    return rows[:limit] if limit else rows
-
-
 def train(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    rows = training_prompts(args.contrast_repeats) if args.kind == "prompt" else training_responses(args.limit, args.seed)
+    rows = training_prompts(args.contrast_repeats)
     rng = random.Random(args.seed)
     counts = np.bincount([r["label"] for r in rows], minlength=3)
     print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts)), flush=True)
     tok = tokenizer(args.max_len)
-    model = PromptClassifier()
-    heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
-    opt = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": args.lr},
-                             {"params": heads, "lr": args.head_lr}], weight_decay=0.01)
+    model = build_model(args.arch, args.init)
+    is_head = lambda n: not (n.startswith("encoder.") or (n.startswith("m.") and "_head." not in n))  # noqa: E731
+    opt = torch.optim.AdamW([{"params": [p for n, p in model.named_parameters() if not is_head(n)], "lr": args.lr},
+                             {"params": [p for n, p in model.named_parameters() if is_head(n)], "lr": args.head_lr}], weight_decay=0.01)
     steps_per_epoch = math.ceil(len(rows) / args.batch)
     total = args.steps or steps_per_epoch * args.epochs
     warm = max(1, total // 20)
@@ -175,40 +185,41 @@ def train(args):
 
 @torch.no_grad()
 def predict(model, tok, texts: list[str], batch: int = 64) -> np.ndarray:
+    """Risk logits [n, 3] (safe, controversial, unsafe)."""
     model.eval()
-    out = []
+    logits = np.zeros((len(texts), 3), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for i in range(0, len(order), batch):
         idx = order[i:i + batch]
         ids, mask = encode(tok, [texts[j] for j in idx])
         risk, _ = model(ids, mask)
-        out.append((idx, F.softmax(risk, -1).numpy()))
-    probs = np.zeros((len(texts), 3), dtype=np.float32)
-    for idx, p in out:
-        probs[idx] = p
-    return probs
+        logits[idx] = risk.numpy()
+    return logits
 
 
-def dev_texts(kind: str) -> dict[str, list[str]]:
-    """The dev suite's prompts (kind=prompt) or responses judged alone (kind=response), by group."""
+def p_unsafe(logits: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    z = logits + np.array([0.0, 0.0, offset], dtype=np.float32)
+    z = np.exp(z - z.max(-1, keepdims=True))
+    return z[:, 2] / z.sum(-1)
+
+
+def offset_sweep(logits: dict[str, np.ndarray]) -> None:
+    """The default policy blocks at p(unsafe) >= 0.5: rates for unsafe-logit offsets baked into the export."""
+    for b in np.arange(-4.0, 2.01, 0.5):
+        r = {g: float(np.mean(p_unsafe(v, b) >= 0.5)) for g, v in logits.items()}
+        print(f"  offset {b:+.1f}: everyday {r['prompt.everyday']:6.1%} edgy {r['prompt.edgy']:6.1%} "
+              f"unsafe recall {r['prompt.unsafe']:6.1%} seen-strongreject {r.get('seen.prompt.unsafe.strongreject', 0):6.1%}")
+
+
+def dev_prompts() -> dict[str, list[str]]:
+    """The dev suite's prompts by group (items whose text is in the training corpus dropped)."""
     import dev_suite
     items, _ = dev_suite.drop_overlap(dev_suite.build())
     groups: dict[str, list[str]] = {}
     for x in items:
-        if x["kind"] == kind and (kind == "prompt" or x["group"].startswith(("response.alone", "seen.response.alone"))):
-            groups.setdefault(x["group"], []).append(x[kind])
+        if x["kind"] == "prompt":
+            groups.setdefault(x["group"], []).append(x["prompt"])
     return groups
-
-
-def response_points(groups: dict[str, np.ndarray]) -> None:
-    from sklearn.metrics import roc_auc_score
-    pos, neg = groups["response.alone.harmful"], groups["response.alone.benign"]
-    print(f"AUC harmful vs benign replies alone {roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]):.3f}")
-    for t in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98):
-        r, f = np.mean(pos >= t), np.mean(neg >= t)
-        prec = r / (r + f) if r + f else 0.0  # at 1:1 prevalence
-        f1 = 2 * prec * r / (prec + r) if prec + r else 0.0
-        print(f"  t={t:.2f} recall {r:6.1%} benign FPR {f:6.1%} F1(1:1) {f1:.3f}")
 
 
 def operating_points(groups: dict[str, np.ndarray]) -> None:
@@ -229,17 +240,19 @@ def operating_points(groups: dict[str, np.ndarray]) -> None:
 
 def evaluate(args):
     torch.set_num_threads(args.threads)
-    model = PromptClassifier()
-    model.load_state_dict(torch.load(args.ckpt, weights_only=False)["model"])
+    ck = torch.load(args.ckpt, weights_only=False)
+    model = build_model(ck["args"].get("arch", "bidirectional"))
+    model.load_state_dict(ck["model"])
     tok = tokenizer(args.max_len)
-    groups = dev_texts(args.kind)
-    scores = {}
-    for g, t in groups.items():
-        p = predict(model, tok, t)
-        scores[g] = p[:, 2] + args.controversial_share * p[:, 1]
+    groups = dev_prompts()
+    logits = {g: predict(model, tok, t) for g, t in groups.items()}
+    if args.save:
+        np.savez(args.save, **logits)
+    scores = {g: p_unsafe(v) for g, v in logits.items()}
     for g, t in groups.items():
         print(f"{g}: {len(t)}")
-    operating_points(scores) if args.kind == "prompt" else response_points(scores)
+    operating_points(scores)
+    offset_sweep(logits)
 
 
 class _Export(nn.Module):
@@ -257,19 +270,21 @@ def export(args):
     import onnxruntime as ort
 
     from export import quantise
-    model = PromptClassifier()
-    model.load_state_dict(torch.load(args.ckpt, weights_only=False)["model"])
+    ck = torch.load(args.ckpt, weights_only=False)
+    model = build_model(ck["args"].get("arch", "bidirectional"))
+    model.load_state_dict(ck["model"])
     model.eval()
     fp32 = os.path.join(WORK, os.path.basename(args.ckpt).replace(".pt", ".prompt.fp32.onnx"))
     ids = torch.randint(1000, 2000, (2, 7))
     mask = torch.ones(2, 7, dtype=torch.long)
     mask[1, 5:] = 0
+    wrapped = _Export(model, args.unsafe_offset).eval()  # export restores the wrapper's mode: eval, or dropout runs below
     with torch.no_grad():
-        torch.onnx.export(_Export(model, args.unsafe_offset), (ids, mask), fp32, input_names=["input_ids", "attention_mask"],
+        torch.onnx.export(wrapped, (ids, mask), fp32, input_names=["input_ids", "attention_mask"],
                           output_names=["risk_logits", "category_logits"], opset_version=17, dynamo=False, do_constant_folding=True,
                           dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
                                         "risk_logits": {0: "batch"}, "category_logits": {0: "batch"}})
-        want = _Export(model, args.unsafe_offset)(ids, mask)[0].numpy()
+        want = wrapped(ids, mask)[0].numpy()
     got = ort.InferenceSession(fp32).run(["risk_logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     print(f"fp32 export {fp32}: max |logit diff| vs PyTorch {np.abs(want - got).max():.2e}")
     out = os.path.join(args.bundle, "prompt.onnx")
@@ -293,15 +308,14 @@ def main():
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true")
-    t.add_argument("--kind", choices=["prompt", "response"], default="prompt", help="response: experiment, not shipped")
-    t.add_argument("--limit", type=int, default=0, help="--kind response: at most this many responses")
+    t.add_argument("--arch", choices=["bidirectional", "stream"], default="bidirectional")
+    t.add_argument("--init", help="--arch stream: a training checkpoint of the stream model (e.g. work/v03a_final.pt)")
     t.add_argument("--contrast-repeats", type=int, default=2, help="times the self-written contrast prompts are in the data")
     e = sub.add_parser("eval")
     e.add_argument("--ckpt", required=True)
     e.add_argument("--max-len", type=int, default=128)
     e.add_argument("--threads", type=int, default=2)
-    e.add_argument("--controversial-share", type=float, default=0.0)
-    e.add_argument("--kind", choices=["prompt", "response"], default="prompt")
+    e.add_argument("--save", help="write the dev-suite logits by group to this .npz")
     x = sub.add_parser("export")
     x.add_argument("--ckpt", required=True)
     x.add_argument("--bundle", required=True)
