@@ -178,7 +178,8 @@ class Guard:
     def _prompt_session(self, prompt: str, request_id: str | None, conversation_id: str | None) -> StreamSession:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
-        return self.session(prompt, request_id=request_id, conversation_id=conversation_id)
+        return StreamSession(self.model, self.policy, prompt, stepper=self._stepper(), auditor=self.auditor,
+                             request_id=request_id, conversation_id=conversation_id, prompt_only=True)
 
     def _response_session(self, response: str, prompt: str | None, request_id: str | None, conversation_id: str | None) -> StreamSession:
         if not isinstance(response, str):

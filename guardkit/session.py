@@ -143,6 +143,7 @@ class StreamSession:
         request_id: str | None = None,
         conversation_id: str | None = None,
         coalesce: int = 1,
+        prompt_only: bool = False,
     ) -> None:
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError(f"prompt must be str or None, got {type(prompt).__name__}")
@@ -156,6 +157,9 @@ class StreamSession:
         self.model = model
         self.policy = policy
         self.prompt = prompt
+        # a prompt check (Guard.check_prompt): no response follows, so a bundle's prompt
+        # classifier alone gives the verdict and the stream model never reads the prompt
+        self._prompt_only = prompt_only
         self._stepper = stepper
         # the slot goes back when the session becomes unreachable, even without a GC pass:
         # the finalizer holds the stepper, never the session
@@ -387,8 +391,8 @@ class StreamSession:
                 worst = self._judge_prompt(worst, risk, category, self.model.prompt_categories)
                 if worst.action == "halt":
                     break
-            if worst is not None and worst.action == "halt" and not self._monitor:
-                stream_windows: tuple[tuple[int, ...], ...] = ()  # refused: no response follows, so no context to read
+            if self._prompt_only or (worst is not None and worst.action == "halt" and not self._monitor):
+                stream_windows: tuple[tuple[int, ...], ...] = ()  # no response follows, so no context to read
             else:
                 stream_windows = plan.windows[-1:]
         else:  # a prompt that is only context (its check allows everything) needs no window but the last
@@ -441,6 +445,8 @@ class StreamSession:
             raise TypeError(f"text deltas must be str, got {type(delta).__name__}")
         if self._closed or self._finished:
             raise SessionClosedError("this session is finished; start a new one for a new response")
+        if self._prompt_only:
+            raise SessionClosedError("this session only checks its prompt; use Guard.session() for a response")
         self._response_begun = True
         events = yield from self._start()
         # a long delta is judged slice by slice (same tokens and verdicts: the split never matters),

@@ -165,3 +165,22 @@ def test_a_classifier_without_the_contract_outputs_is_refused(bundles: tuple[Pat
     (bundle / "guardkit.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelLoadError, match="does not follow the contract"):
         StreamModel(bundle)
+
+
+def test_check_prompt_with_a_classifier_never_runs_the_stream_model(bundles: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prompt check has no response to give context to: the classifier alone answers it."""
+    for bundle, expect_calls in ((bundles[0], False), (bundles[1], True)):
+        guard = Guard(bundle)
+        calls: list[int] = []
+        step = guard.model.step
+
+        def counting(*args: object, _step=step, **kwargs: object) -> object:  # type: ignore[no-untyped-def]
+            calls.append(1)
+            return _step(*args, **kwargs)
+
+        monkeypatch.setattr(guard.model, "step", counting)
+        assert guard.check_prompt("bake bread please").action == "allow"
+        assert asyncio.run(guard.acheck_prompt("bake bread please")).action == "allow"
+        assert bool(calls) is expect_calls
+    # the response path still reads the prompt as context
+    assert "".join(Guard(bundles[0]).stream(["sure, here is the recipe"], prompt="bake bread please")) == "sure, here is the recipe"
