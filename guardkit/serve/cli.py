@@ -21,17 +21,9 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_serve_parser(sub: Any) -> None:
+    from guardkit.cli import _positive_int as _count  # called from guardkit.cli's parser: no import cycle
+
     serve = sub.add_parser(
         "serve", help="serve the guard model on Ray Serve for many app processes (needs guardkit[serve])",
         description="Start a local Ray cluster with the guard-model deployment (or deploy it on a running cluster with --address). "
