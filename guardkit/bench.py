@@ -14,13 +14,15 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Hashable, TextIO, TypeVar
 
 from guardkit.model import KVState, StreamModel
 from guardkit.policy import Policy, policy_from_dict
 from guardkit.session import StreamSession
 
 __all__ = ["BenchResult", "run_bench"]
+
+K = TypeVar("K", bound=Hashable)  # a contender's key in an alternating benchmark
 
 _PROMPT = "tell me about the history of medicine"
 _TEXT = (
@@ -200,24 +202,8 @@ def _bench_threads(model: StreamModel, tokens: int, rounds: int) -> dict[str, An
     }
     policy = _never_blocking_policy()
     words = _single_token_words(model, tokens)
-    wall = dict.fromkeys(contenders, 0.0)
-    cpu = dict.fromkeys(contenders, 0.0)
-    count = 0
-    for _ in range(rounds):
-        sessions = {name: StreamSession(m, policy, _PROMPT) for name, m in contenders.items()}
-        for session in sessions.values():
-            session.start()
-            session.feed(words[0])
-        for begin in range(1, len(words), 16):
-            block = words[begin : begin + 16]
-            for name, session in sessions.items():
-                w0, c0 = time.perf_counter(), time.process_time()
-                for word in block:
-                    session.feed(" " + word)
-                wall[name] += time.perf_counter() - w0
-                cpu[name] += time.process_time() - c0
-            count += len(block)
-        _check_stepped(sessions)
+    wall, cpu, count = _alternate_blocks(lambda: {name: StreamSession(m, policy, _PROMPT) for name, m in contenders.items()},
+                                         words, rounds)
     explicit = min(wall[name] for name in ("threads=1", "threads=2"))
     return {
         name: {"wall_ms_per_token": round(wall[name] * 1e3 / count, 4), "cpu_ms_per_token": round(cpu[name] * 1e3 / count, 4),
@@ -226,28 +212,41 @@ def _bench_threads(model: StreamModel, tokens: int, rounds: int) -> dict[str, An
     }
 
 
-def _bench_coalesce(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
-    """A lone session fed one token per delta, judging every token vs coalescing 4 (alternating 16-token blocks)."""
-    policy = _never_blocking_policy()
-    words = _single_token_words(model, tokens)
-    settings = (1, 4)
-    wall, cpu = dict.fromkeys(settings, 0.0), dict.fromkeys(settings, 0.0)
+def _alternate_blocks(make_sessions: Callable[[], dict[K, StreamSession]], words: list[str],
+                      rounds: int) -> tuple[dict[K, float], dict[K, float], int]:
+    """Feed the same words to each contender's session in alternating 16-token blocks, one token per delta.
+
+    Returns wall and CPU seconds per contender and the tokens timed (for each): the
+    contenders share every moment of a noisy host's load.
+    """
+    wall: dict[K, float] = {}
+    cpu: dict[K, float] = {}
     count = 0
     for _ in range(rounds):
-        sessions = {n: StreamSession(model, policy, _PROMPT, coalesce=n) for n in settings}
+        sessions = make_sessions()
         for session in sessions.values():
             session.start()
             session.feed(words[0])
         for begin in range(1, len(words), 16):
             block = words[begin : begin + 16]
-            for n, session in sessions.items():
+            for key, session in sessions.items():
                 w0, c0 = time.perf_counter(), time.process_time()
                 for word in block:
                     session.feed(" " + word)
-                wall[n] += time.perf_counter() - w0
-                cpu[n] += time.process_time() - c0
+                wall[key] = wall.get(key, 0.0) + time.perf_counter() - w0
+                cpu[key] = cpu.get(key, 0.0) + time.process_time() - c0
             count += len(block)
         _check_stepped(sessions)
+    return wall, cpu, count
+
+
+def _bench_coalesce(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
+    """A lone session fed one token per delta, judging every token vs coalescing 4 (alternating 16-token blocks)."""
+    policy = _never_blocking_policy()
+    words = _single_token_words(model, tokens)
+    settings = (1, 4)
+    wall, cpu, count = _alternate_blocks(lambda: {n: StreamSession(model, policy, _PROMPT, coalesce=n) for n in settings},
+                                         words, rounds)
     return {f"coalesce={n}": {"wall_ms_per_token": round(wall[n] * 1e3 / count, 4), "cpu_ms_per_token": round(cpu[n] * 1e3 / count, 4),
                               "cpu_vs_coalesce1": round(cpu[n] / cpu[1], 3)} for n in settings}
 
