@@ -38,7 +38,9 @@ def _guard() -> Guard:
     return Guard(build_tiny_bundle(Path(tempfile.mkdtemp(prefix="gk-lc-std-")) / "bundle"))
 
 
-class TestGuardedChatModelUnit(ChatModelUnitTests):
+class _GuardedScripted:
+    """The model under test in both standard suites: the guard around a scripted inner model."""
+
     @property
     def chat_model_class(self) -> type[GuardedChatModel]:
         return GuardedChatModel
@@ -47,6 +49,8 @@ class TestGuardedChatModelUnit(ChatModelUnitTests):
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": ScriptedChatModel(replies=[REPLY]), "guard": _guard()}
 
+
+class TestGuardedChatModelUnit(_GuardedScripted, ChatModelUnitTests):
     @property
     def has_tool_calling(self) -> bool:
         return True
@@ -79,15 +83,7 @@ SKIPPED = {
 }
 
 
-class TestGuardedChatModelIntegration(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[GuardedChatModel]:
-        return GuardedChatModel
-
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
-        return {"model": ScriptedChatModel(replies=[REPLY]), "guard": _guard()}
-
+class TestGuardedChatModelIntegration(_GuardedScripted, ChatModelIntegrationTests):
     @property
     def has_tool_calling(self) -> bool:
         return False
