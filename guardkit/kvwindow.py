@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Generator, Sequence
 import numpy as np
 
 from guardkit.model import KVState, StepOutput
+from guardkit.windows import overlapping_windows, split_rendering
 
 if TYPE_CHECKING:  # pragma: no cover
     from guardkit.model import StreamModel
@@ -65,29 +66,11 @@ def prompt_windows(model: StreamModel, prompt: str | None, reserved: int) -> Pro
     limit = prompt_limit(model.max_positions, reserved)
     if len(ids) <= limit:
         return PromptPlan((tuple(ids),))
-    head, body, tail = _split_rendering(model, ids)
+    head, body, tail = split_rendering(ids, *model.template_head_tail())
     width = limit - len(head) - len(tail)
     if width < _MIN_WINDOW_BODY or not body:  # no room for a meaningful window: the prompt's first token and its end
         return PromptPlan((tuple(ids[:1] + ids[len(ids) - (limit - 1):]),))
-    stride = max(1, width // 2)
-    starts = list(range(0, max(1, len(body) - width + 1), stride))
-    if starts[-1] + width < len(body):
-        starts.append(len(body) - width)
-    windows = [tuple(head + body[s : s + width] + tail) for s in starts]
-    return PromptPlan(tuple(windows))
-
-
-def _split_rendering(model: StreamModel, ids: list[int]) -> tuple[list[int], list[int], list[int]]:
-    """The rendered prompt's ids as the template's head, the prompt text and the template's tail.
-
-    The head and tail are the template's text around ``{prompt}`` tokenized
-    alone; where the rendering does not start/end with exactly those ids (a
-    merge across the boundary), the head is the first token and the tail empty.
-    """
-    head, tail = model.template_head_tail()  # the control tokenizer: "[SEP]" in a template is the special token
-    if len(head) + len(tail) < len(ids) and ids[: len(head)] == head and ids[len(ids) - len(tail) :] == tail:
-        return head, ids[len(head) : len(ids) - len(tail)], tail
-    return ids[:1], ids[1:], []
+    return PromptPlan(tuple(tuple(w) for w in overlapping_windows(head, body, tail, width)))
 
 
 def reprefill_ids(context_ids: Sequence[int], recent_ids: Sequence[int], max_positions: int, window_tokens: int) -> list[int]:

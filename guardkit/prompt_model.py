@@ -24,6 +24,7 @@ import numpy as np
 from guardkit.errors import ModelLoadError
 from guardkit.manifest import Manifest, PromptModelSpec, bundle_file
 from guardkit.verdict import RISK_LEVELS
+from guardkit.windows import overlapping_windows, split_rendering
 
 __all__ = ["PromptClassifier"]
 
@@ -61,20 +62,10 @@ class PromptClassifier:
 
     def windows(self, rendered: Sequence[int], head: Sequence[int], tail: Sequence[int]) -> list[list[int]]:
         """``rendered`` cut into windows of at most ``max_tokens``, overlapping by half, each as head + part + tail."""
-        limit = self.spec.max_tokens
-        if len(rendered) <= limit:
+        if len(rendered) <= self.spec.max_tokens:
             return [list(rendered)]
-        n_head, n_tail = len(head), len(tail)
-        if not (n_head + n_tail < len(rendered) and list(rendered[:n_head]) == list(head)
-                and list(rendered[len(rendered) - n_tail:]) == list(tail)):
-            head, tail, n_head, n_tail = list(rendered[:1]), [], 1, 0
-        body = list(rendered[n_head: len(rendered) - n_tail])
-        width = max(1, limit - n_head - n_tail)
-        stride = max(1, width // 2)
-        starts = list(range(0, max(1, len(body) - width + 1), stride))
-        if starts[-1] + width < len(body):
-            starts.append(len(body) - width)
-        return [list(head) + body[s: s + width] + list(tail) for s in starts]
+        head_ids, body, tail_ids = split_rendering(rendered, head, tail)
+        return overlapping_windows(head_ids, body, tail_ids, max(1, self.spec.max_tokens - len(head_ids) - len(tail_ids)))
 
     def classify(self, windows: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Risk probabilities (canonical order) and category probabilities for each window, in one call."""
