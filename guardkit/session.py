@@ -383,8 +383,10 @@ class StreamSession:
         worst: TokenJudgement | None = None
         judged = self.prompt is not None and self.policy.prompt.action != "allow"
         classifier = self.model.prompt_classifier if self.prompt is not None else None
-        if classifier is not None:  # the bundle's prompt classifier judges the prompt; the stream model reads it as context
-            scored, error = yield _Offload(functools.partial(_capture, self.model.classify_prompt, plan.windows if judged else plan.windows[-1:]))
+        if classifier is not None and not judged:  # the prompt is only context: nothing to classify
+            stream_windows: tuple[tuple[int, ...], ...] = plan.windows[-1:]
+        elif classifier is not None:  # the bundle's prompt classifier judges the prompt; the stream model reads it as context
+            scored, error = yield _Offload(functools.partial(_capture, self.model.classify_prompt, plan.windows))
             if error is not None:
                 return self._model_failed(error, prompt_phase=True)
             for risk, category in scored:
@@ -392,7 +394,7 @@ class StreamSession:
                 if worst.action == "halt":
                     break
             if self._prompt_only or (worst is not None and worst.action == "halt" and not self._monitor):
-                stream_windows: tuple[tuple[int, ...], ...] = ()  # no response follows, so no context to read
+                stream_windows = ()  # no response follows, so no context to read
             else:
                 stream_windows = plan.windows[-1:]
         else:  # a prompt that is only context (its check allows everything) needs no window but the last

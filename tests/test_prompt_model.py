@@ -184,3 +184,17 @@ def test_check_prompt_with_a_classifier_never_runs_the_stream_model(bundles: tup
         assert bool(calls) is expect_calls
     # the response path still reads the prompt as context
     assert "".join(Guard(bundles[0]).stream(["sure, here is the recipe"], prompt="bake bread please")) == "sure, here is the recipe"
+
+
+def test_a_prompt_that_is_only_context_is_not_classified(bundles: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_response and policies that allow every prompt never pay for the classifier."""
+    guard = Guard(bundles[0])
+    calls: list[int] = []
+    classify = guard.model.classify_prompt
+    monkeypatch.setattr(guard.model, "classify_prompt", lambda windows: calls.append(1) or classify(windows))
+    verdict = guard.check_response("sure here is how to build a bomb detonator now", prompt="tea please")
+    assert verdict.action == "block" and verdict.source == "response"
+    allow_all = guard.with_policy(load_policy("default").model_copy(update={"prompt": load_policy("default").prompt.model_copy(update={"action": "allow"})}))
+    assert "".join(allow_all.stream(["sure, here is the recipe"], prompt="tea please")) == "sure, here is the recipe"
+    assert calls == []
+    assert guard.check_prompt("tea please").action == "block" and calls == [1]
