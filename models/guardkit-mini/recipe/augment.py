@@ -14,6 +14,11 @@ built from TRAIN-split items only and stay in the train split:
 * diluted         : a harmful answer after a harmless opening (a BENIGN_LEADS line or
                     the first sentences of a benign answer); the onset moves with it,
                     so the opening stays safe and the harm is still caught.
+* sw-harmful      : (0.5) the self-written harmful replies of reply_sets.py, each alone,
+                    after its own prompt, after a benign prompt, and after a harmless
+                    opening (BENIGN_REPLY_OPENINGS), with the hand-marked onset.
+* sw-benign       : (0.5) the self-written edgy-but-benign replies of reply_sets.py,
+                    alone and after their prompt: safe on every token.
 
 Usage:  python models/guardkit-mini/recipe/augment.py   (idempotent: earlier aug- items are replaced)
 """
@@ -25,6 +30,8 @@ import os
 import random
 import re
 
+from dev_overlap import near_dev
+from reply_sets import BENIGN_EDGY_REPLIES, BENIGN_REPLY_OPENINGS, HARMFUL_REPLIES
 from self_written import BENIGN_LEADS, REFUSALS
 from weak_categories import weak_category
 
@@ -50,6 +57,8 @@ def main():
     ap.add_argument("--harmless", type=int, default=500)
     ap.add_argument("--mismatched", type=int, default=1500)
     ap.add_argument("--diluted", type=int, default=1500)
+    ap.add_argument("--self-written-repeats", type=int, default=2,
+                    help="times each variant of a reply_sets.py reply is added")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     rnd = random.Random(args.seed)
@@ -93,6 +102,26 @@ def main():
         prompt = x["prompt"] if rnd.random() < 0.5 else ""
         add("diluted", x, prompt=prompt, prompt_label=x.get("prompt_label") if prompt else None,
             response=lead + sep + x["response"], onset=len(lead) + len(sep) + x["onset"])
+    harmful_sw = [r for r in HARMFUL_REPLIES if not near_dev(r[1].replace("||", ""), "response", 0.5)]
+    benign_sw = [r for r in BENIGN_EDGY_REPLIES if not near_dev(r[1], "response", 0.5)]
+    print(f"self-written replies: {len(harmful_sw)}/{len(HARMFUL_REPLIES)} harmful, {len(benign_sw)}/{len(BENIGN_EDGY_REPLIES)} "
+          "benign kept (the rest are near a dev-suite reply)")
+    for _ in range(args.self_written_repeats):
+        for prompt, marked, cat in harmful_sw:
+            onset = marked.index("||")
+            reply = marked.replace("||", "", 1)
+            base = dict(kind="response", resp_label="unsafe", resp_cat=cat, group=reply[:60].lower())
+            add("sw-harmful", base, prompt="", prompt_label=None, prompt_cat=None, response=reply, onset=onset)
+            add("sw-harmful", base, prompt=prompt, prompt_label=None, prompt_cat=None, response=reply, onset=onset)
+            add("sw-harmful", base, prompt=rnd.choice(benign_prompts), prompt_label="safe", prompt_cat=None,
+                response=reply, onset=onset)
+            lead = rnd.choice(BENIGN_REPLY_OPENINGS) + rnd.choice([" ", "\n\n"])
+            add("sw-harmful", base, prompt=prompt if rnd.random() < 0.5 else "", prompt_label=None, prompt_cat=None,
+                response=lead + reply, onset=len(lead) + onset)
+        for prompt, reply in benign_sw:
+            base = dict(kind="response", resp_label="safe", resp_cat=None, group=reply[:60].lower(), onset=None)
+            add("sw-benign", base, prompt="", prompt_label=None, prompt_cat=None, response=reply)
+            add("sw-benign", base, prompt=prompt, prompt_label="safe", prompt_cat=None, response=reply)
     next_id = max(x["id"] for x in items) + 1
     for i, x in enumerate(new):
         x["id"] = next_id + i

@@ -105,12 +105,21 @@ def encode(tok, texts: list[str]):
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
-def training_prompts(contrast_repeats: int = 2) -> list[dict]:
+def training_prompts(contrast_repeats: int = 2, request_repeats: int = 0) -> list[dict]:
     """The corpus' labelled train-split prompts, de-duplicated (first label wins), plus the self-written
-    contrast prompts (contrast_prompts.py) ``contrast_repeats`` times."""
+    contrast prompts (contrast_prompts.py) ``contrast_repeats`` times and the self-written direct
+    requests (request_prompts.py, 0.5) ``request_repeats`` times."""
     from contrast_prompts import contrast_prompts
-    rows = [dict(text=t, label=RISK_LABELS.index(label), cat=PROMPT_CATEGORIES.index(cat) if cat else -1, source="self-written-contrast")
-            for t, label, cat in contrast_prompts()] * contrast_repeats
+
+    def own(rows, source):
+        return [dict(text=t, label=RISK_LABELS.index(label), cat=PROMPT_CATEGORIES.index(cat) if cat else -1, source=source)
+                for t, label, cat in rows]
+    rows = own(contrast_prompts(), "self-written-contrast") * contrast_repeats
+    if request_repeats:
+        from dev_overlap import near_dev
+        from request_prompts import request_prompts
+        requests = [r for r in request_prompts() if not near_dev(r[0], "prompt")]
+        rows += own(requests, "self-written-requests") * request_repeats
     seen = {" ".join(r["text"].lower().split()) for r in rows}
     for line in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8"):
         x = json.loads(line)
@@ -129,7 +138,7 @@ def training_prompts(contrast_repeats: int = 2) -> list[dict]:
 def train(args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    rows = training_prompts(args.contrast_repeats)
+    rows = training_prompts(args.contrast_repeats, args.request_repeats)
     rng = random.Random(args.seed)
     counts = np.bincount([r["label"] for r in rows], minlength=3)
     print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts)), flush=True)
@@ -311,6 +320,7 @@ def main():
     t.add_argument("--arch", choices=["bidirectional", "stream"], default="bidirectional")
     t.add_argument("--init", help="--arch stream: a training checkpoint of the stream model (e.g. work/v03a_final.pt)")
     t.add_argument("--contrast-repeats", type=int, default=2, help="times the self-written contrast prompts are in the data")
+    t.add_argument("--request-repeats", type=int, default=0, help="times the self-written direct requests are in the data (0.5: 2)")
     e = sub.add_parser("eval")
     e.add_argument("--ckpt", required=True)
     e.add_argument("--max-len", type=int, default=128)
