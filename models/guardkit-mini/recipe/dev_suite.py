@@ -55,9 +55,9 @@ def _sample(rows, n, seed):
     return rows[:n]
 
 
-def _item(group, kind, prompt, response=None, label="safe", onset=None, category=None, seen=False):
+def _item(group, kind, prompt, response=None, label="safe", onset=None, category=None, seen=False, source=None):
     return dict(group=group, kind=kind, prompt=prompt or "", response=response, label=label, onset=onset,
-                category=category, seen_by_02=seen)
+                category=category, seen_by_02=seen, source=source)
 
 
 AIRT_FILES = {"harassment": "unethical_acts", "harms": None, "hate": "unethical_acts", "illegal": "non_violent_illegal_acts",
@@ -84,13 +84,14 @@ def build() -> list[dict]:
     tqa = list(csv.DictReader(open(f"{RAW}/truthfulqa/TruthfulQA.csv", encoding="utf-8")))
     S += [_item("prompt.edgy", "prompt", r["Question"]) for r in _sample(tqa, 200, 3)]
     # ---- unsafe prompts
-    S += [_item("prompt.unsafe", "prompt", t, label="unsafe", category=c)
+    S += [_item("prompt.unsafe", "prompt", t, label="unsafe", category=c, source="self-written probes")
           for t, c in zip(probes.HARMFUL_PROMPTS, probes.HARMFUL_PROMPT_CATEGORIES)]
     for name, cat in AIRT_FILES.items():
         doc = yaml.safe_load(open(f"{RAW}/pyrit-seed-prompts/airt/{name}.prompt", encoding="utf-8"))
-        S += [_item("prompt.unsafe", "prompt", s["value"], label="unsafe", category=cat) for s in doc["seeds"]]
-    S += [_item("prompt.unsafe", "prompt", r["prompt"], label="unsafe") for r in _jsonl(f"{RAW}/coconot/coconot_eval.jsonl")
-          if r["subcategory"] == "dangerous or sensitive topics"]
+        S += [_item("prompt.unsafe", "prompt", s["value"], label="unsafe", category=cat, source="AI-Red-Team seeds")
+              for s in doc["seeds"]]
+    S += [_item("prompt.unsafe", "prompt", r["prompt"], label="unsafe", source="CoCoNot dangerous topics")
+          for r in _jsonl(f"{RAW}/coconot/coconot_eval.jsonl") if r["subcategory"] == "dangerous or sensitive topics"]
     S += [_item("seen.prompt.unsafe.strongreject", "prompt", r["forbidden_prompt"], label="unsafe", seen=True)
           for r in csv.DictReader(open(f"{RAW}/strongreject/strongreject_dataset.csv", encoding="utf-8"))]
     # ---- responses judged alone (no prompt) and with a prompt
@@ -199,6 +200,9 @@ def metrics(items, res) -> dict:
     m["everyday-prompt FPR"] = rate("prompt.everyday")
     m["edgy-benign prompt FPR"] = rate("prompt.edgy")
     m["unsafe-prompt recall"] = rate("prompt.unsafe")
+    for source in ("self-written probes", "AI-Red-Team seeds", "CoCoNot dangerous topics"):
+        rows = [r["blocked"] for x, r in zip(items, res) if x["group"] == "prompt.unsafe" and x.get("source") == source]
+        m[f"  unsafe-prompt recall: {source}"] = (sum(rows) / len(rows) if rows else float("nan"), len(rows))
     m["response-alone F1 (suite mix)"] = (f1("response.alone.harmful", "response.alone.benign"), None)
     m["response-alone F1 (1:1 prevalence)"] = (balanced_f1(items, res, "response.alone.harmful", "response.alone.benign"), None)
     m["response-alone recall"] = rate("response.alone.harmful")
