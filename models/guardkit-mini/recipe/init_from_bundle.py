@@ -2,7 +2,7 @@
 
 0.3 is fine-tuned from the 0.2 release rather than from the bare backbone: the 0.2
 fp32 checkpoint was not kept, but its bundle (in git) holds every weight, 4-bit
-(MatMulNBits, symmetric, block 32) or fp16.  This reads them back: 4-bit blocks are
+(MatMulNBits; 0.2 symmetric block 32, 0.3 on asymmetric block 16) or fp16.  This reads them back: 4-bit blocks are
 dequantised (q - 8) * scale, the fp16 embedding table is widened, head MatMuls are
 transposed back to nn.Linear layout, and the calibration offsets baked into the risk
 biases (metadata ``guardkit_unsafe_logit_offsets``) are undone so training starts
@@ -24,12 +24,22 @@ from onnx import numpy_helper
 from model import GuardMini
 
 
-def dequantise(blob: np.ndarray, scales: np.ndarray, n: int, k: int, block: int) -> np.ndarray:
-    """MatMulNBits 4-bit symmetric weights -> float32 [N, K] (nn.Linear layout)."""
-    lo = (blob & 0x0F).astype(np.int8)
-    hi = (blob >> 4).astype(np.int8)
-    q = np.stack([lo, hi], axis=-1).reshape(n, -1, block)  # [N, k_blocks, block]
-    w = (q.astype(np.float32) - 8.0) * scales.reshape(n, -1, 1)
+def _nibbles(packed: np.ndarray) -> np.ndarray:
+    """uint8 bytes -> their 4-bit halves, low nibble first (MatMulNBits packing)."""
+    return np.stack([packed & 0x0F, packed >> 4], axis=-1).astype(np.float32)
+
+
+def dequantise(blob: np.ndarray, scales: np.ndarray, n: int, k: int, block: int,
+               zero_points: np.ndarray | None = None) -> np.ndarray:
+    """MatMulNBits 4-bit weights -> float32 [N, K] (nn.Linear layout).
+
+    Symmetric bundles (0.2) have no zero points (implicitly 8); asymmetric ones (0.3 on)
+    store one packed 4-bit zero point per block.
+    """
+    q = _nibbles(blob).reshape(n, -1, block)  # [N, k_blocks, block]
+    n_blocks = q.shape[1]
+    zp = 8.0 if zero_points is None else _nibbles(zero_points).reshape(n, -1)[:, :n_blocks, None]
+    w = (q - zp) * scales.reshape(n, -1, 1)
     return w.reshape(n, -1)[:, :k]
 
 
@@ -44,8 +54,10 @@ def state_dict_from_onnx(path: str) -> dict[str, torch.Tensor]:
         key = module.replace("/", ".")
         if node.op_type == "MatMulNBits":
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            zero_points = inits[node.input[3]] if len(node.input) > 3 and node.input[3] else None
             sd[key + ".weight"] = torch.from_numpy(dequantise(inits[node.input[1]], inits[node.input[2]],
-                                                              attrs["N"], attrs["K"], attrs["block_size"]))
+                                                              attrs["N"], attrs["K"], attrs["block_size"],
+                                                              zero_points))
         elif node.op_type == "MatMul" and node.input[1] in inits:
             sd[key + ".weight"] = torch.from_numpy(inits[node.input[1]].T.copy())
     for name, arr in inits.items():
