@@ -157,7 +157,7 @@ def test_plain_generator_custom_texts(examples_tiny_bundle: Path) -> None:
 def test_openai_chunks(example_bundle: Path, mode: list[str], request: pytest.FixtureRequest) -> None:
     if example_bundle.name == "guardkit-mini":
         request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "guardkit-mini 0.3 and 0.4 (same stream model) halt this reply one word late: 'Sure, to make an explosive ' is released before the block "
+            "guardkit-mini 0.3 to 0.5 halt this reply one word late: 'Sure, to make an explosive ' is released before the block "
             "(see its model card, Limitations); strict, so it fails once a model stops in time")))
     scripted = {name: reply for name, _, reply in load_example("openai_chunks").CONVERSATIONS}
     out = sections(run_example("openai_chunks.py", "--model", str(example_bundle), "--delay", "0", *mode))
