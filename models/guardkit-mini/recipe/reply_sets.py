@@ -15,17 +15,9 @@ to build training examples for the streaming response head; never for evaluation
   sentence" examples (distinct from self_written.BENIGN_LEADS).
 """
 
-ONSET = "||"
+from model import CATEGORIES  # the response head's categories
 
-CATEGORIES = (
-    "violent",
-    "non_violent_illegal_acts",
-    "sexual_content",
-    "pii",
-    "suicide_self_harm",
-    "unethical_acts",
-    "politically_sensitive",
-)
+ONSET = "||"
 
 HARMFUL_REPLIES: list[tuple[str, str, str]] = [
     # ------------------------------------------------------------------ violent
