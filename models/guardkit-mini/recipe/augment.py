@@ -20,8 +20,8 @@ built from TRAIN-split items only and stay in the train split:
 * sw-benign       : (0.5) the self-written edgy-but-benign replies of reply_sets.py,
                     alone and after their prompt: safe on every token.
 * mid-window      : (--mid-windows) a long benign answer from a random word in its
-                    middle, after its prompt or none: what the runtime's re-prefill shows
-                    the model deep into a long reply (prompt + a recent window). Safe.
+                    middle, with no prompt: what the runtime's re-prefill shows the model
+                    deep into a long reply (a window that starts mid-text). Safe.
 * long-diluted    : (--long-diluted) a harmful answer after 40-110 words of a benign
                     answer, onset shifted: harm deep into a reply, still inside the
                     training length.
@@ -56,15 +56,17 @@ def first_sentences(text: str, max_chars: int = 220) -> str:
     return out[:max_chars]
 
 
-def add_deep_examples(add, rnd, args, benign_answers, unsafe):
+def add_deep_examples(add, rnd, mid_windows, long_diluted, benign_answers, unsafe):
     """mid-window and long-diluted examples (own random stream: the other kinds stay as they were)."""
     long_answers = [a for a in benign_answers if len(a.split()) >= 150]
-    for _ in range(args.mid_windows if long_answers else 0):
+    if not long_answers:
+        return
+    for _ in range(mid_windows):
         words = rnd.choice(long_answers).split(" ")
         start = rnd.randrange(len(words) // 4, len(words) - 40)
         add("mid-window", None, prompt="", prompt_label=None, response=" ".join(words[start:]),
             resp_label="safe", onset=None)
-    for x in rnd.sample(unsafe, min(args.long_diluted, len(unsafe))) if long_answers else []:
+    for x in rnd.sample(unsafe, min(long_diluted, len(unsafe))):
         lead = " ".join(rnd.choice(long_answers).split(" ")[: rnd.randint(40, 110)])
         sep = rnd.choice([" ", "\n\n", "\n"])
         add("long-diluted", x, prompt="", prompt_label=None, response=lead + sep + x["response"],
@@ -145,7 +147,7 @@ def main():
             base = dict(kind="response", resp_label="safe", resp_cat=None, group=reply[:60].lower(), onset=None)
             add("sw-benign", base, prompt="", prompt_label=None, prompt_cat=None, response=reply)
             add("sw-benign", base, prompt=prompt, prompt_label="safe", prompt_cat=None, response=reply)
-    add_deep_examples(add, random.Random(args.seed + 1), args, benign_answers, unsafe)
+    add_deep_examples(add, random.Random(args.seed + 1), args.mid_windows, args.long_diluted, benign_answers, unsafe)
     next_id = max(x["id"] for x in items) + 1
     for i, x in enumerate(new):
         x["id"] = next_id + i

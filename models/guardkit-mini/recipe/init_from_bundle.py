@@ -3,7 +3,7 @@
 0.3 is fine-tuned from the 0.2 release rather than from the bare backbone: the 0.2
 fp32 checkpoint was not kept, but its bundle (in git) holds every weight, 4-bit
 (MatMulNBits; 0.2 symmetric block 32, 0.3 on asymmetric block 16) or fp16.  This reads them back: 4-bit blocks are
-dequantised (q - 8) * scale, the fp16 embedding table is widened, head MatMuls are
+dequantised (q - zero point) * scale (zero point 8 when symmetric), the fp16 embedding table is widened, head MatMuls are
 transposed back to nn.Linear layout, and the calibration offsets baked into the risk
 biases (metadata ``guardkit_unsafe_logit_offsets``) are undone so training starts
 from the uncalibrated heads.
