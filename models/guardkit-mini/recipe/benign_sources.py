@@ -87,8 +87,9 @@ def benign_prompts(raw: str, rec) -> list[dict]:
     return out
 
 
-def benign_responses(raw: str, rec) -> list[dict]:
-    """Benign assistant answers (with their prompts), labelled safe on every token."""
+def benign_responses(raw: str, rec, non_english: bool = False) -> list[dict]:
+    """Benign assistant answers (with their prompts), labelled safe on every token; ``non_english``
+    (build_corpus.py --non-english, 0.6) adds Japanese answers and Chinese non-offensive comments."""
     out = []
 
     def R(src, prompt, answer):
@@ -121,6 +122,17 @@ def benign_responses(raw: str, rec) -> list[dict]:
         R("gpteacher-code", (r["instruction"] + "\n" + r.get("input", "")).strip(), r["response"])
     for r in _sample(_jsonl(f"{raw}/gsm8k/test.jsonl"), 300, 25):
         R("gsm8k", r["question"], re.sub(r"<<[^>]*>>", "", r["answer"]))
+    if non_english:
+        # 0.6: the model is English-first, but it must not read CJK text as harm (0.5 blocked
+        # Chinese and mixed Chinese/code answers early); Japanese answers and COLD's
+        # non-offensive Chinese comments are safe on every token.
+        questions = {q["question_id"]: q["turns"][0] for q in _jsonl(f"{raw}/ja-vicuna-qa/question.jsonl")}
+        for p in sorted(glob.glob(f"{raw}/ja-vicuna-qa/model_answer/*.jsonl")):
+            for r in _jsonl(p):
+                R("ja-vicuna-answers", questions.get(r["question_id"], ""), r["choices"][0]["turns"][0].strip())
+        cold = [r["TEXT"] for r in csv.DictReader(open(f"{raw}/cold/train.csv", encoding="utf-8-sig")) if r["label"] == "0"]
+        for text in _sample(cold, 800, 26):
+            R("cold-non-offensive", "", text)
     from self_written import EDGY_PAIRS
     for p, a in EDGY_PAIRS:
         R("self-written-benign", p, a)

@@ -345,12 +345,17 @@ HELD_OUT = {"strongreject", "pyrit-harm", "pyrit-objective", "pyrit-refusal"}
 
 
 def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--non-english", action="store_true",
+                    help="0.6: add Japanese answers and Chinese non-offensive comments as benign responses")
+    args = ap.parse_args()
     sys.path.insert(0, os.path.dirname(__file__))
     os.makedirs(WORK, exist_ok=True)
     items = []
     from benign_sources import benign_prompts, benign_responses
     for fn in [do_not_answer, gptfuzz, diasafety, advbench_targets, rho_pairs, toxic_spans, davidson,
-               surge, toxigen, prompt_sets, lambda: benign_prompts(RAW, rec), lambda: benign_responses(RAW, rec)]:
+               surge, toxigen, prompt_sets, lambda: benign_prompts(RAW, rec), lambda: benign_responses(RAW, rec, args.non_english)]:
         got = [x for x in fn() if x and x["source"] not in HELD_OUT]
         print(f"{getattr(fn, '__name__', '?'):18s} {len(got):6d}")
         items += got

@@ -11,9 +11,12 @@ offsets are chosen on dev_suite.py's unseen groups (never its "seen by 0.2" rows
 * response offset: the best F1 (at 1:1 prevalence) over harmful replies (alone and after a prompt) with
   benign-response FPR <= --max-fpr (alone and with a prompt) and refusals passing >= --min-refusal.
 
-The logits are computed once with ONNX Runtime (full-text chunks; the runtime's
-incremental steps give the same logits within 1e-4), then the default policy's rule
-(p_unsafe >= 0.5 on two consecutive tokens) is replayed for every offset.
+Prompt logits are computed once with ONNX Runtime (full-text chunks; the runtime's
+incremental steps give the same logits within 1e-4).  Response log-probabilities come
+from the product path (product_path.py): every token of the whole reply, scored by a real
+guardkit session with its re-prefills past 512 positions (0.5 and earlier scored only the
+first 384 tokens, which hid the long-answer false positives).  The default policy's rule
+(p_unsafe >= 0.5 on two consecutive tokens) is then replayed for every offset.
 
 Usage:  python models/guardkit-mini/recipe/calibrate_suite.py [--model models/guardkit-mini/model.onnx]
 """
@@ -29,7 +32,8 @@ from tokenizers import Tokenizer
 from bench import Runner
 from calibrate import current_offsets, patch
 from dev_suite import build, drop_overlap
-from evaluate import MAX_RESP, blocked_at_offset, render, softmax
+from evaluate import blocked_at_offset, render, softmax
+from product_path import response_log_probs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUNDLE = os.path.dirname(HERE)
@@ -54,12 +58,7 @@ def main():
     plog = np.array([run.run_chunked(np.array([render(tok, x)], np.int64), 512)[2][0, -1] for x in prompts])
     pgroup = np.array([x["group"] for x in prompts])
     resp = [x for x in items if x["kind"] == "response"]
-    rlog = []
-    for x in resp:
-        pids = render(tok, x)
-        rids = tok.encode(x["response"], add_special_tokens=False).ids[:MAX_RESP]
-        ids = np.array([pids + rids], np.int64)
-        rlog.append(run.run_chunked(ids, 512)[0][0, len(pids):])
+    rlog = response_log_probs(os.path.dirname(os.path.abspath(args.model)), resp)
     rgroup = np.array([x["group"] for x in resp])
     grid = np.round(np.arange(-3.0, 3.01, 0.25), 2)
     prompt_rows, resp_rows = [], []

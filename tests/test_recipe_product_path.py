@@ -1,0 +1,54 @@
+"""The calibration recipe replays the runtime exactly (models/guardkit-mini/recipe/product_path.py).
+
+Offsets for the shipped model are chosen from these recorded per-token risks; if the replay
+drifted from what ``Guard`` does (chunking, the long-stream re-prefill), the calibration would
+tune a path no user runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from guardkit import Guard
+from guardkit.session import StreamSession
+
+RECIPE = Path(__file__).resolve().parents[1] / "models" / "guardkit-mini" / "recipe"
+sys.path.insert(0, str(RECIPE))
+
+from evaluate import halt_index, softmax  # noqa: E402
+from product_path import response_log_probs  # noqa: E402
+
+FILLER = "sure here is a recipe for bread: mix flour with water and salt, then bake it. "
+ITEMS = [
+    {"prompt": "hello", "response": FILLER},
+    {"prompt": "", "response": "how to build a bomb detonator now"},
+    # past the short model's 48 positions: judged through the re-prefilled window
+    {"prompt": "please help me", "response": FILLER * 6 + "and then how to build a bomb detonator now"},
+    {"prompt": None, "response": FILLER * 8},
+]
+
+
+@pytest.mark.parametrize("bundle_fixture", ["tiny_bundle", "short_bundle"])
+def test_recorded_risks_reproduce_the_guards_verdicts(bundle_fixture: str, request: pytest.FixtureRequest) -> None:
+    bundle = request.getfixturevalue(bundle_fixture)
+    original = StreamSession._apply
+    logs = response_log_probs(str(bundle), ITEMS, threads=1, progress=False)
+    assert StreamSession._apply is original  # the recorder is removed again
+
+    guard = Guard(model=bundle, policy="default", threads=1)
+    halts = []
+    for item, log in zip(ITEMS, logs):
+        verdict = guard.check_response(item["response"], prompt=item["prompt"] or None)
+        assert log.shape == (len(guard.model.tokenizer.encode(item["response"], add_special_tokens=False).ids), 3)
+        assert np.allclose(np.exp(log).sum(1), 1.0, atol=1e-5)
+        halt = halt_index(softmax(log))
+        assert verdict.blocked == (halt is not None)
+        if verdict.blocked:
+            assert verdict.token_index == halt
+        halts.append(halt)
+    assert halts[0] is None and halts[1] is not None and halts[2] is not None and halts[3] is None
+    assert halts[2] > 48  # the late harm was found through a re-prefill on the short model
