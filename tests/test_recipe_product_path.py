@@ -7,8 +7,10 @@ tune a path no user runs.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -17,10 +19,24 @@ from guardkit import Guard
 from guardkit.session import StreamSession
 
 RECIPE = Path(__file__).resolve().parents[1] / "models" / "guardkit-mini" / "recipe"
-sys.path.insert(0, str(RECIPE))
 
-from evaluate import halt_index, softmax  # noqa: E402
-from product_path import response_log_probs  # noqa: E402
+
+def _recipe_module(name: str) -> ModuleType:
+    """Load one recipe script by path; its sibling imports resolve while it loads, then the path goes."""
+    spec = importlib.util.spec_from_file_location(f"guardkit_mini_recipe_{name}", RECIPE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(RECIPE))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(RECIPE))
+    return module
+
+
+_evaluate = _recipe_module("evaluate")
+halt_index, softmax = _evaluate.halt_index, _evaluate.softmax
+response_log_probs = _recipe_module("product_path").response_log_probs
 
 FILLER = "sure here is a recipe for bread: mix flour with water and salt, then bake it. "
 ITEMS = [
