@@ -19,9 +19,6 @@ built from TRAIN-split items only and stay in the train split:
                     opening (BENIGN_REPLY_OPENINGS), with the hand-marked onset.
 * sw-benign       : (0.5) the self-written edgy-but-benign replies of reply_sets.py,
                     alone and after their prompt: safe on every token.
-* reply-contrast  : (0.6, --reply-contrast) reply_contrast.py: the same reply frames around
-                    harmful content (unsafe from where the content starts) and benign
-                    content with the same vocabulary (safe), alone and after a benign prompt.
 * mid-window      : (--mid-windows) a long benign answer from a random word in its
                     middle, with no prompt: what the runtime's re-prefill shows the model
                     deep into a long reply (a window that starts mid-text). Safe.
@@ -40,7 +37,6 @@ import random
 import re
 
 from dev_overlap import near_dev
-from reply_contrast import contrast_replies
 from reply_sets import BENIGN_EDGY_REPLIES, BENIGN_REPLY_OPENINGS, HARMFUL_REPLIES
 from self_written import BENIGN_LEADS, REFUSALS
 from weak_categories import weak_category
@@ -77,20 +73,6 @@ def add_deep_examples(add, rnd, mid_windows, long_diluted, benign_answers, unsaf
             onset=len(lead) + len(sep) + x["onset"])
 
 
-def add_contrast_replies(add, rnd, repeats, benign_prompts):
-    """reply_contrast.py: the same frames around harmful and benign content (own random stream)."""
-    if not repeats:
-        return
-    replies = [r for r in contrast_replies() if not near_dev(r["response"], "response", 0.5)]
-    print(f"contrast replies: {len(replies)} kept (the rest are near a dev-suite reply)")
-    for _ in range(repeats):
-        for r in replies:
-            base = dict(kind="response", resp_label=r["label"], resp_cat=r["category"], group=r["response"][:60].lower())
-            add("reply-contrast", base, prompt="", prompt_label=None, prompt_cat=None, response=r["response"], onset=r["onset"])
-            add("reply-contrast", base, prompt=rnd.choice(benign_prompts), prompt_label="safe", prompt_cat=None,
-                response=r["response"], onset=r["onset"])
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--alone-rate", type=float, default=0.35)
@@ -102,8 +84,6 @@ def main():
                     help="times each variant of a reply_sets.py reply is added")
     ap.add_argument("--mid-windows", type=int, default=0, help="mid-window examples (re-prefill views of long answers)")
     ap.add_argument("--long-diluted", type=int, default=0, help="harmful answers after a long benign opening")
-    ap.add_argument("--reply-contrast", type=int, default=0,
-                    help="times each reply_contrast.py reply is added (alone and after a benign prompt; 0.6: 2)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     rnd = random.Random(args.seed)
@@ -167,7 +147,6 @@ def main():
             base = dict(kind="response", resp_label="safe", resp_cat=None, group=reply[:60].lower(), onset=None)
             add("sw-benign", base, prompt="", prompt_label=None, prompt_cat=None, response=reply)
             add("sw-benign", base, prompt=prompt, prompt_label="safe", prompt_cat=None, response=reply)
-    add_contrast_replies(add, random.Random(args.seed + 2), args.reply_contrast, benign_prompts)
     add_deep_examples(add, random.Random(args.seed + 1), args.mid_windows, args.long_diluted, benign_answers, unsafe)
     next_id = max(x["id"] for x in items) + 1
     for i, x in enumerate(new):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
