@@ -12,7 +12,8 @@ Blocking when either the stream or this classifier fires (stream offset -2, clas
 It is not shipped: a third graph would take the bundle past 80 MB, and the runtime has no
 place yet to judge a reply so far (at sentence ends, holding the sentence back so nothing
 harmful is released).  ``--with-prompts`` trains one classifier on prompts and replies
-together, which could replace prompt.onnx at no size cost.
+together (``rc2``: replies alone 93% recall at 2.9% FPR, 11 of 15 fresh harmful replies at
+0.7; prompts as good as pc5), which could replace prompt.onnx at no size cost.
 
 Usage (from models/guardkit-mini; needs the corpus, torch and transformers):
     python recipe/reply_classifier.py train --name rc1 [--with-prompts] [--resume]
