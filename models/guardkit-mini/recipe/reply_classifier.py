@@ -95,18 +95,9 @@ def train(args: argparse.Namespace) -> None:
                                  arch="bidirectional", init=None, contrast_repeats=0, request_repeats=0))
 
 
-def _halts(rlog: list[np.ndarray], delta: float) -> np.ndarray:
-    from evaluate import halt_index, softmax
-    out = []
-    for lg in rlog:
-        lg = lg.copy()
-        lg[:, 2] += delta
-        out.append(halt_index(softmax(lg)) is not None)
-    return np.array(out)
-
-
 def evaluate(args: argparse.Namespace) -> None:
     from dev_suite import build, drop_overlap
+    from evaluate import blocked_at_offset
     from fresh_probes import BENIGN, HARM
     torch.set_num_threads(args.threads)
     ck = torch.load(args.ckpt, weights_only=False)
@@ -136,7 +127,7 @@ def evaluate(args: argparse.Namespace) -> None:
         print(f"    fresh replies: harmful {int((fresh_h >= t).sum())}/{len(HARM)}, benign {int((fresh_b >= t).sum())}/{len(BENIGN)}")
     if rlog is not None:
         for delta in (-2.0, -1.5, -1.0):
-            stream = _halts(rlog, delta)
+            stream = blocked_at_offset(rlog, delta)
             for t in (0.7, 0.8):
                 row(stream | (score >= t), f"stream {delta:+.1f} OR classifier >= {t:.1f}")
     if args.with_prompts_eval:
