@@ -21,6 +21,7 @@ Writes: models/guardkit-mini/work/corpus.jsonl  (then run onsets.py, then augmen
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import glob
 import gzip  # noqa: F401  (hh-rlhf is not used: preference pairs, not labels)
@@ -345,7 +346,6 @@ HELD_OUT = {"strongreject", "pyrit-harm", "pyrit-objective", "pyrit-refusal"}
 
 
 def main():
-    import argparse
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--non-english", action="store_true",
                     help="0.6: add Japanese answers and Chinese non-offensive comments as benign responses")

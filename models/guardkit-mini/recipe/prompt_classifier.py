@@ -135,10 +135,12 @@ def training_prompts(contrast_repeats: int = 2, request_repeats: int = 0) -> lis
     return rows
 
 
-def train(args):
+def train(args, rows: list[dict] | None = None):
+    """Train on ``rows`` (text, label, cat), by default training_prompts() per the args."""
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    rows = training_prompts(args.contrast_repeats, args.request_repeats)
+    if rows is None:
+        rows = training_prompts(args.contrast_repeats, args.request_repeats)
     rng = random.Random(args.seed)
     counts = np.bincount([r["label"] for r in rows], minlength=3)
     print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts)), flush=True)

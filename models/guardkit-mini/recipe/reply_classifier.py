@@ -65,7 +65,8 @@ def training_replies(corpus: str) -> list[dict]:
 
 
 def windows(text: str, size: int = 500, stride: int = 250) -> list[str]:
-    """Character windows overlapping by half (the exported classifier windows tokens the same way)."""
+    """Character windows overlapping by half (the exported classifier windows tokens, 128 at a time;
+    500 characters is about 110 tokens of English, so each window fits the training length)."""
     if len(text) <= size:
         return [text]
     return [text[i:i + size] for i in range(0, len(text) - size + stride, stride)]
@@ -89,10 +90,9 @@ def train(args: argparse.Namespace) -> None:
     rows = training_replies(corpus)
     if args.with_prompts:
         rows += pcm.training_prompts(2, 2)  # pc5's prompts: corpus + contrast x2 + direct requests x2
-    pcm.training_prompts = lambda *a, **k: rows  # pcm.train reads its rows from here
     pcm.train(argparse.Namespace(name=args.name, epochs=1, steps=0, batch=32, lr=4e-5, head_lr=1e-3, max_len=128,
                                  unsafe_weight=1.0, threads=args.threads, seed=0, resume=args.resume,
-                                 arch="bidirectional", init=None, contrast_repeats=0, request_repeats=0))
+                                 arch="bidirectional", init=None, contrast_repeats=0, request_repeats=0), rows)
 
 
 def evaluate(args: argparse.Namespace) -> None:
