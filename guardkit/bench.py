@@ -251,6 +251,44 @@ def _bench_coalesce(model: StreamModel, tokens: int, rounds: int) -> dict[str, A
                               "cpu_vs_coalesce1": round(cpu[n] / cpu[1], 3)} for n in settings}
 
 
+_REPLY = (
+    "The history of medicine is a long story. People tried to help the sick with what they knew at the time! Many of their "
+    "ideas were wrong, but some were right; we still use them today. When we boil water, clean a wound or rest after a long "
+    "day of work, we follow them. Why does that matter? Because good habits outlive the theories behind them.\n"
+)
+
+
+def _bench_reply_check(model: StreamModel, rounds: int) -> dict[str, Any] | None:
+    """A reply of short sentences judged with and without the reply check (alternating, fed one word at a time)."""
+    if not model.reply_window:
+        return None
+    words = (_REPLY * 4).split(" ")
+    off = policy_from_dict({**_never_blocking_policy().model_dump(), "reply_check": {"action": "allow"}})
+    on = _never_blocking_policy()
+    wall = {"off": 0.0, "on": 0.0}
+    cpu = {"off": 0.0, "on": 0.0}
+    checks = tokens = 0
+    for round_ in range(rounds):
+        for name, policy in (("off", off), ("on", on)) if round_ % 2 == 0 else (("on", on), ("off", off)):
+            session = StreamSession(model, policy, _PROMPT)
+            session.start()
+            t0, c0 = time.perf_counter(), time.process_time()
+            for word in words:
+                session.feed(word + " ")
+            session.finish()
+            wall[name] += time.perf_counter() - t0
+            cpu[name] += time.process_time() - c0
+            if name == "on":
+                checks, tokens = session.reply_checks, len(session.tokens)
+            session.close()
+    per = rounds * tokens
+    return {"tokens": tokens, "checks": checks,
+            **{name: {"wall_ms_per_token": round(wall[name] * 1e3 / per, 4), "cpu_ms_per_token": round(cpu[name] * 1e3 / per, 4)}
+               for name in ("off", "on")},
+            "ms_per_check": round((wall["on"] - wall["off"]) * 1e3 / (rounds * max(1, checks)), 3),
+            "cpu_ratio": round(cpu["on"] / cpu["off"], 3)}
+
+
 def _bench_rescoring(model: StreamModel, lengths: list[int], probes: int) -> dict[str, Any]:
     """Incremental step at length L vs re-scoring the whole prefix (what stock streaming guards do)."""
     ids = model.tokenizer.encode(_TEXT, add_special_tokens=False).ids
@@ -514,6 +552,10 @@ def run_bench(
         figures["vs_baseline"] = _bench_vs_baseline(model, StreamModel(baseline_model, device="cpu", threads=threads), tokens, rounds)
     say("a lone session: judging every token vs coalescing 4")
     figures["coalesce"] = _bench_coalesce(model, tokens, rounds)
+    say("a reply judged with and without the reply check")
+    reply_check = _bench_reply_check(model, max(2, rounds))
+    if reply_check is not None:
+        figures["reply_check"] = reply_check
     say("chunked steps k = 1, 2, 3, 4, 8, 16")
     figures["chunked"] = _bench_chunks(model, tokens, rounds)
     say("incremental scoring vs full re-scoring")
@@ -555,6 +597,13 @@ def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
     for name, t in f["coalesce"].items():
         w(f"  {name:<11} wall {t['wall_ms_per_token']:8.3f} ms   CPU {t['cpu_ms_per_token']:8.3f} ms   {t['cpu_vs_coalesce1']:5.2f}x CPU\n")
     w("\n")
+    if "reply_check" in f:
+        r = f["reply_check"]
+        w(f"A reply of short sentences ({r['tokens']} tokens, {r['checks']} reply checks), fed word by word, per token"
+          " (alternating rounds):\n")
+        for name in ("off", "on"):
+            w(f"  reply check {name:<3}  wall {r[name]['wall_ms_per_token']:8.3f} ms   CPU {r[name]['cpu_ms_per_token']:8.3f} ms\n")
+        w(f"  one check {r['ms_per_check']:.3f} ms (wall); CPU with / without {r['cpu_ratio']:.2f}x\n\n")
     w("Chunked steps, per token (wall median / p99 ms, speed-up vs k=1, CPU ms per token):\n")
     for name, t in f["chunked"].items():
         w(f"  {name:<6} {t['median_ms']:8.3f} / {t['p99_ms']:8.3f}   {t['speedup_vs_k1']:6.2f}x   CPU {t['cpu_ms_per_token']:7.3f}\n")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from guardkit.errors import ModelLoadError
 from guardkit.verdict import CATEGORIES, RISK_LEVELS
 
-__all__ = ["FileEntry", "Manifest", "PromptModelSpec", "StateSpec", "Template", "bundle_file", "load_manifest", "sha256_of"]
+__all__ = ["FileEntry", "Manifest", "PromptModelSpec", "ReplyCheckSpec", "StateSpec", "Template", "bundle_file", "load_manifest", "sha256_of"]
 
 MANIFEST_NAME = "guardkit.json"
 FORMAT_VERSION = 1
@@ -54,13 +54,27 @@ class Template(BaseModel):
     response_prefix: str = ""
 
 
+class ReplyCheckSpec(BaseModel):
+    """The prompt classifier also judges replies (see :mod:`guardkit.reply_check`).
+
+    Its presence says the classifier was trained on replies as well as prompts;
+    ``unsafe_logit_offset`` is added to its unsafe logit when it judges a reply
+    (the graph's own calibration is the prompt's), so that the policy's
+    response thresholds mean the same for it as for the stream model.
+    """
+
+    model_config = _CONFIG
+    unsafe_logit_offset: float = Field(0.0, ge=-20.0, le=20.0, allow_inf_nan=False)
+
+
 class PromptModelSpec(BaseModel):
     """An optional second graph that judges whole prompts (see :mod:`guardkit.prompt_model`).
 
     ``file`` takes the template's rendering of the prompt as ``input_ids`` and
     ``attention_mask`` ([batch, seq]) and returns ``risk_logits`` [batch, 3] and
     ``category_logits`` [batch, len(categories)]; renderings longer than
-    ``max_tokens`` are judged in overlapping windows.
+    ``max_tokens`` are judged in overlapping windows. With ``reply_check`` it
+    also judges the reply so far, rendered the same way.
     """
 
     model_config = _CONFIG
@@ -68,6 +82,7 @@ class PromptModelSpec(BaseModel):
     max_tokens: int = Field(ge=8, le=65536)
     risk_labels: tuple[str, ...]
     categories: tuple[str, ...]
+    reply_check: ReplyCheckSpec | None = None
 
 
 class Manifest(BaseModel):

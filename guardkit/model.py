@@ -555,6 +555,10 @@ class StreamModel:
         return (encode(before, add_special_tokens=False).ids if before else [],
                 encode(after, add_special_tokens=False).ids if after else [])
 
+    @functools.cached_property
+    def _template_ends(self) -> tuple[list[int], list[int]]:
+        return self.template_head_tail()
+
     def classify_prompt(self, windows: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """The prompt classifier's (risk, category) probabilities for the rendered prompt's windows.
 
@@ -566,6 +570,35 @@ class StreamModel:
         head, tail = self.template_head_tail()
         pieces = [piece for window in windows for piece in self.prompt_classifier.windows(window, head, tail)]
         return self.prompt_classifier.classify(pieces)
+
+    @functools.cached_property
+    def reply_window(self) -> int:
+        """How many of a reply's last guard tokens one reply check reads (0: this bundle has no reply check)."""
+        classifier = self.prompt_classifier
+        if classifier is None or not classifier.judges_replies:
+            return 0
+        head, tail = self.template_head_tail()
+        return max(1, classifier.spec.max_tokens - len(head) - len(tail))
+
+    def classify_reply(self, token_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The classifier's (risk, category) probabilities for a reply's last :attr:`reply_window` guard tokens.
+
+        The tokens are wrapped in the prompt template's head and tail, as the
+        classifier was trained; a reply is never a jailbreak, so that category
+        (when the classifier has it) gets no probability.
+        """
+        window = self.reply_window
+        if not window:
+            raise RuntimeError("this bundle's classifier does not judge replies (manifest prompt_model.reply_check)")
+        classifier = self.prompt_classifier
+        assert classifier is not None and classifier.spec.reply_check is not None
+        head, tail = self._template_ends
+        ids = head + list(token_ids[-window:]) + tail
+        [(risk, category)] = classifier.classify([ids], unsafe_logit_offset=classifier.spec.reply_check.unsafe_logit_offset)
+        if "jailbreak" in classifier.categories and len(category) > 1:
+            category = category.copy()
+            category[classifier.categories.index("jailbreak")] = 0.0
+        return risk, category
 
     def response_prefix_ids(self) -> list[int]:
         prefix = self.manifest.template.response_prefix

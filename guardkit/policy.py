@@ -31,6 +31,7 @@ __all__ = [
     "OnBlock",
     "Policy",
     "PromptCheck",
+    "ReplyCheck",
     "Thresholds",
     "builtin_policies",
     "load_policy",
@@ -118,6 +119,26 @@ class PromptCheck(BaseModel):
     action: Literal["block", "flag", "allow"] = "block"
     thresholds: Thresholds = Thresholds()
     message: str = "[request declined by guardkit: it broke the content policy]"
+
+
+class ReplyCheck(BaseModel):
+    """The reply check: the bundle's classifier judges the reply so far, when the bundle has one.
+
+    A bundle whose classifier also judges replies (manifest
+    ``prompt_model.reply_check``) reads the whole reply so far at each sentence
+    end, and at least every ``max_hold_tokens`` guard tokens, besides the stream
+    model's per-token judgement. ``action``: ``block`` holds the text since the
+    last check until the next check passes (so a harmful sentence is never
+    released) and blocks from its start when a check fails; ``flag`` reports it
+    and holds nothing; ``allow`` turns the check off. ``thresholds``: the
+    check's own (default: the policy's response thresholds). Category rules and
+    ``controversial`` apply as to the stream's tokens.
+    """
+
+    model_config = _STRICT
+    action: Literal["block", "flag", "allow"] = "block"
+    thresholds: Thresholds | None = None
+    max_hold_tokens: int = Field(48, ge=4, le=96)
 
 
 class ChannelRule(BaseModel):
@@ -212,6 +233,7 @@ class Policy(BaseModel):
     on_block: OnBlock = OnBlock()
     channels: Channels = Channels()
     prompt: PromptCheck = PromptCheck()
+    reply_check: ReplyCheck = ReplyCheck()
     failure_mode: Literal["closed", "open"] = "closed"
     long_stream: LongStream = LongStream()
     enforcement: Literal["enforce", "monitor"] = "enforce"

@@ -35,6 +35,7 @@ from guardkit.errors import GuardConfigError, SchedulerClosedError, SessionClose
 from guardkit.kvwindow import KVWindow, StepRequest, chunk_size, prompt_windows
 from guardkit.model import KVState, StepOutput
 from guardkit.policy import Policy
+from guardkit.reply_check import ReplyCheckPoints
 from guardkit.retokenizer import GuardToken, IncrementalRetokenizer
 from guardkit.stepper import DirectStepper, Stepper, stepper_for
 from guardkit.verdict import RISK_LEVELS, Blocked, Event, Flagged, Released, Retracted, Verdict
@@ -184,6 +185,17 @@ class StreamSession:
         self._chunk = chunk_size(model.max_positions)
         self._coalesce = coalesce
         self._pending: list[GuardToken] = []  # stable tokens waiting for coalesce - 1 others before they are judged
+        # the reply check (the bundle's classifier judging the reply so far), when the bundle and the policy have one
+        self._reply_points: ReplyCheckPoints | None = None
+        self._reply_policy = policy
+        check = policy.reply_check
+        if model.reply_window and check.action != "allow" and not prompt_only:
+            self._reply_points = ReplyCheckPoints(min(check.max_hold_tokens, model.reply_window))
+            if check.thresholds is not None:
+                self._reply_policy = policy.model_copy(update={"thresholds": check.thresholds})
+        # text after the last passed check waits for the next one (nothing a check refuses is released)
+        self._reply_holds = self._reply_points is not None and check.action == "block"
+        self.reply_checks = 0  # reply checks run so far
         #: the kind of text this session guards (``answer``, ``reasoning``, ``tool_arguments`` ...), for its records
         self.channel = "answer"
         #: False when another session of the same response records the (same) prompt check (provider adapters)
@@ -487,6 +499,8 @@ class StreamSession:
             self._pending = []
             if not self._passing:
                 events += yield from self._judge(tokens)
+            if self._reply_points is not None and self._blocked is None and not self._passing:
+                events += yield from self._check_reply(len(self._tokens))  # the reply's last sentence
             events += self._release(final=self._blocked is None)
         self._finished = True
         self._drop_state()
@@ -525,7 +539,7 @@ class StreamSession:
                 if self._blocked is None:  # failed open: this step's tokens pass unjudged, the next step is judged again
                     self._pass_unjudged(chunk)
                 continue
-            events += self._apply(chunk, out)
+            events += yield from self._apply(chunk, out)
         return events
 
     def _pass_unjudged(self, chunk: list[GuardToken]) -> None:
@@ -535,11 +549,17 @@ class StreamSession:
             self._debounce.push(index, False)
         self.unjudged_tokens += len(chunk)
 
-    def _apply(self, chunk: list[GuardToken], out: StepOutput) -> list[Event]:
+    def _apply(self, chunk: list[GuardToken], out: StepOutput) -> _Steps:
+        """Judge each token of a scored chunk in order, with the reply checks due around it."""
         events: list[Event] = []
         categories = self.model.categories
+        points = self._reply_points
         for row, token in enumerate(chunk):
             index = len(self._tokens)
+            if points is not None and index and points.due_before(index, self._retok.text[self._tokens[-1].end : token.start]):
+                events += yield from self._check_reply(index)
+                if self._blocked is not None or self._passing:
+                    break
             self._tokens.append(token)
             j = judge(self.policy, out.risk[row], out.category[row], categories)
             if self._peak is None or j.scores[2] > self._peak.scores[2]:
@@ -553,9 +573,50 @@ class StreamSession:
                 events.append(Flagged(verdict))
             onset = self._debounce.push(index, j.halts)
             if onset is not None:
+                if self._reply_holds and points is not None:  # text no reply check has passed stays withheld
+                    onset = min(onset, points.checked)
                 events += self._block(self._verdict(j, "block", onset))
                 break
+            if points is not None and points.due_after(index, self._retok.text[token.start : token.end]):
+                events += yield from self._check_reply(index + 1)
+                if self._blocked is not None or self._passing:
+                    break
         return events
+
+    def _check_reply(self, end: int) -> _Steps:
+        """The reply check of guard tokens ``[.., end)``: the classifier reads the last of them at once.
+
+        A refusing check blocks from the first unchecked token (held back until
+        now when the check's action is ``block``); a flag or a pass marks the
+        tokens checked.
+        """
+        points = self._reply_points
+        assert points is not None
+        start = points.checked
+        if end <= start:
+            return []
+        ids = [t.id for t in self._tokens[max(0, end - self.model.reply_window) : end]]
+        self.reply_checks += 1
+        result, error = yield _Offload(functools.partial(_capture, self.model.classify_reply, ids))
+        if error is not None:
+            events = self._model_failed(error, first_unjudged=self._tokens[start])
+            if self._blocked is None:  # failed open: these tokens pass unchecked
+                points.passed(end)
+            return events
+        risk, category = result
+        j = judge(self._reply_policy, risk, category, self.model.prompt_categories)
+        reason = f"reply check: the classifier read the reply up to character {self._tokens[end - 1].end} at once"
+        if j.halts and self.policy.reply_check.action == "block":
+            return self._block(dataclasses.replace(self._verdict(j, "block", start), reason=reason))
+        points.passed(end)
+        if j.action != "allow" and j.category not in self._flagged_categories:  # a flag, or a block the policy only flags
+            self._flagged_categories.add(j.category)
+            verdict = dataclasses.replace(self._verdict(j, "flag", start), reason=reason)
+            self._flags.append(verdict)
+            if self._audit is not None:
+                self._audit.flagged()
+            return [Flagged(verdict)]
+        return []
 
     def _verdict(self, j: TokenJudgement, action: str, onset_index: int) -> Verdict:
         return Verdict(
@@ -651,12 +712,15 @@ class StreamSession:
             return self._released if onset is None else max(self._released, onset)
         if final:
             return len(self._retok.text)
+        limit = self._retok.committed_chars
         hold = self._debounce.hold_from
-        if hold is not None:
-            return self._tokens[hold].start
+        if hold is not None:  # a run of halting tokens that may still block
+            limit = self._tokens[hold].start
         if self._pending:  # coalesced tokens are not judged yet: nor released
-            return min(self._retok.committed_chars, self._pending[0].start)
-        return self._retok.committed_chars
+            limit = min(limit, self._pending[0].start)
+        if self._reply_holds and self._reply_points is not None and self._reply_points.checked < len(self._tokens):
+            limit = min(limit, self._tokens[self._reply_points.checked].start)  # not yet read by a reply check
+        return limit
 
     def _release(self, *, final: bool = False) -> list[Event]:
         limit = self._release_limit(final=final)

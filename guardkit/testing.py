@@ -228,12 +228,16 @@ def _prompt_classifier_graph(vocab: dict[str, int], words: dict[str, str]):  # t
 
 
 def build_tiny_bundle(out_dir: str | Path, *, max_positions: int = 128, seed: int = 0,
-                      prompt_classifier_words: dict[str, str] | None = None, prompt_classifier_max_tokens: int = 16) -> Path:
+                      prompt_classifier_words: dict[str, str] | None = None, prompt_classifier_max_tokens: int = 16,
+                      reply_check_offset: float | None = None) -> Path:
     """Write a complete tiny model bundle (manifest, ONNX, tokenizer) to ``out_dir``.
 
     With ``prompt_classifier_words`` (word -> prompt category) the bundle also
     ships a prompt classifier (``prompt.onnx``) that reads exactly those words as
     unsafe, so tests can tell its verdicts from the stream model's prompt head.
+    With ``reply_check_offset`` too, the manifest declares that classifier fit to
+    judge replies (``prompt_model.reply_check``, that unsafe-logit offset): the
+    words' logits are unsafe 8 against safe 4.
     """
     import onnx
 
@@ -267,5 +271,7 @@ def build_tiny_bundle(out_dir: str | Path, *, max_positions: int = 128, seed: in
         manifest["files"]["prompt.onnx"] = file_entry(out / "prompt.onnx")  # type: ignore[index]
         manifest["prompt_model"] = {"file": "prompt.onnx", "max_tokens": prompt_classifier_max_tokens,
                                     "risk_labels": ["safe", "unsafe", "controversial"], "categories": list(_PROMPT_CATEGORIES)}
+        if reply_check_offset is not None:
+            manifest["prompt_model"]["reply_check"] = {"unsafe_logit_offset": reply_check_offset}  # type: ignore[index]
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out

@@ -68,3 +68,29 @@ def test_recorded_risks_reproduce_the_guards_verdicts(bundle_fixture: str, reque
         halts.append(halt)
     assert halts[0] is None and halts[1] is not None and halts[2] is not None and halts[3] is None
     assert halts[2] > 48  # the late harm was found through a re-prefill on the short model
+
+
+def test_the_reply_check_replay_reproduces_the_guards_halt_positions(tmp_path: Path) -> None:
+    """calibrate_reply.py chooses the reply offset from this replay: it must block where ``Guard`` blocks."""
+    pytest.importorskip("onnx", reason="building the tiny test bundle needs the onnx package (the test extra)")
+    from guardkit.testing import build_tiny_bundle
+
+    bundle = build_tiny_bundle(tmp_path / "checked", prompt_classifier_words={"tea": "violent"}, reply_check_offset=0.0)
+    items = [
+        {"prompt": "hello", "response": FILLER},
+        {"prompt": "", "response": FILLER + "then add tea to it. more bread."},
+        {"prompt": None, "response": "sure.\nhow to build a bomb detonator now and tea"},
+        {"prompt": "hi", "response": "sure here is tea"},  # checked only at the end of the reply
+        {"prompt": "hi", "response": FILLER * 3 + "tea\nbake it."},
+    ]
+    records = _recipe_module("product_path").product_path_log_probs(str(bundle), items, threads=1, progress=False)
+    replay = _recipe_module("calibrate_reply").replay
+    guard = Guard(model=bundle, policy="default", threads=1)
+    outcomes = []
+    for item, record in zip(items, records):
+        verdict = guard.check_response(item["response"], prompt=item["prompt"] or None)
+        outcomes.append(replay(record, 0.0, 0.0))
+        assert outcomes[-1] == (verdict.char_offset if verdict.blocked else None)
+        assert len(record["starts"]) == len(record["log"])
+    assert outcomes[0] is None and all(o is not None for o in outcomes[1:])
+    assert replay(records[1], 0.0, -10.0) is None  # the offset sweep moves the check's verdict

@@ -1,9 +1,15 @@
 """Write models/guardkit-mini/guardkit.json (sha256 + bytes of the shipped files).
 
-Usage:  python models/guardkit-mini/recipe/write_manifest.py [BUNDLE_DIR]   (default: models/guardkit-mini)
+Usage:  python models/guardkit-mini/recipe/write_manifest.py [BUNDLE_DIR] [--reply-check-offset X | --no-reply-check]
+        (default: models/guardkit-mini, the shipped reply offset)
+
+A bundle with prompt.onnx gets a ``prompt_model``; unless ``--no-reply-check``, its manifest
+also declares the classifier fit to judge replies (``reply_check``) with the unsafe-logit
+offset chosen by calibrate_reply.py (added on top of the prompt offset baked into the graph).
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -16,6 +22,7 @@ BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERSION = "0.6.0"
 PROMPT_MODEL = "prompt.onnx"
 PROMPT_MAX_TOKENS = 128  # prompt_classifier.py's --max-len
+REPLY_CHECK_OFFSET = 0.0  # calibrate_reply.py's choice for the shipped bundle
 
 
 def file_entry(bundle, name):
@@ -25,7 +32,12 @@ def file_entry(bundle, name):
 
 
 def main():
-    bundle = sys.argv[1] if len(sys.argv) > 1 else BUNDLE
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bundle", nargs="?", default=BUNDLE)
+    ap.add_argument("--reply-check-offset", type=float, default=REPLY_CHECK_OFFSET)
+    ap.add_argument("--no-reply-check", action="store_true", help="the classifier judges prompts only (0.6 and earlier)")
+    args = ap.parse_args()
+    bundle = args.bundle
     manifest = {
         "format_version": 1,
         "name": "guardkit-mini",
@@ -47,8 +59,13 @@ def main():
         manifest["files"][PROMPT_MODEL] = file_entry(bundle, PROMPT_MODEL)
         manifest["prompt_model"] = {"file": PROMPT_MODEL, "max_tokens": PROMPT_MAX_TOKENS, "risk_labels": RISK_LABELS,
                                     "categories": PROMPT_CATEGORIES}
+        if not args.no_reply_check:
+            manifest["prompt_model"]["reply_check"] = {"unsafe_logit_offset": args.reply_check_offset}
         manifest["description"] = ("Causal all-MiniLM-L6-v2 stream guard (per-token response risk + categories) and a "
                                    "bidirectional all-MiniLM-L6-v2 prompt classifier (English).")
+        if not args.no_reply_check:
+            manifest["description"] = ("Causal all-MiniLM-L6-v2 stream guard (per-token response risk + categories) and a "
+                                       "bidirectional all-MiniLM-L6-v2 classifier of prompts and replies so far (English).")
     with open(os.path.join(bundle, "guardkit.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
