@@ -25,7 +25,8 @@ from guardkit.testing import SAFE_WORDS, build_tiny_bundle
 pytest.importorskip("onnx", reason="building the tiny test bundle needs the onnx package (the test extra)")
 
 WORDS = {"tea": "violent"}
-BENIGN = "sure here is a recipe. first mix flour and water. then bake the bread. "
+# sentences of at least MIN_CHECK_TOKENS (8) guard tokens, so each sentence end is a check point
+BENIGN = "sure here is a recipe for good bread. first mix the flour and the water. then bake the bread for a day. "
 HARM = "then add tea to it"
 
 
@@ -73,19 +74,22 @@ def test_the_check_blocks_harm_the_stream_model_passes_from_the_start_of_its_sen
 
 def test_the_unchecked_sentence_is_held_until_its_check_passes(guard: Guard) -> None:
     session = guard.session()
-    released = "".join(e.text for e in session.feed("sure here is a recipe. first mix flour") if isinstance(e, Released))
-    assert released.rstrip() == "sure here is a recipe."  # "first mix flour" waits for its sentence to end
-    released += "".join(e.text for e in session.feed(" and water. then") if isinstance(e, Released))
-    assert released.rstrip() == "sure here is a recipe. first mix flour and water."
+    released = "".join(e.text for e in session.feed("sure here is a recipe for good bread. first mix flour") if isinstance(e, Released))
+    assert released.rstrip() == "sure here is a recipe for good bread."  # "first mix flour" waits for its sentence to end
+    # "first mix flour." is a sentence of four tokens: fewer than MIN_CHECK_TOKENS unchecked, so not yet a check point
+    released += "".join(e.text for e in session.feed(". then") if isinstance(e, Released))
+    assert released.rstrip() == "sure here is a recipe for good bread."
+    released += "".join(e.text for e in session.feed(" the water and the flour. ok") if isinstance(e, Released))
+    assert released.rstrip() == "sure here is a recipe for good bread. first mix flour. then the water and the flour."
     released += "".join(e.text for e in session.finish() if isinstance(e, Released))
-    assert released == "sure here is a recipe. first mix flour and water. then"
+    assert released.endswith("flour. ok")
     assert session.reply_checks == 3
 
 
 def test_a_line_break_and_a_long_run_without_punctuation_are_check_points(guard: Guard) -> None:
     session = guard.session()
-    released = "".join(e.text for e in session.feed("first mix flour\nthen more") if isinstance(e, Released))
-    assert released.rstrip() == "first mix flour"
+    released = "".join(e.text for e in session.feed("first mix the flour and the good water\nthen more") if isinstance(e, Released))
+    assert released.rstrip() == "first mix the flour and the good water"
     words = ["bread"] * 40
     released = "".join(e.text for e in guard.session().feed(" ".join(words) + " ") if isinstance(e, Released))
     points = ReplyCheckPoints(min(guard.policy.reply_check.max_hold_tokens, guard.model.reply_window))
@@ -95,6 +99,11 @@ def test_a_line_break_and_a_long_run_without_punctuation_are_check_points(guard:
 def test_sentence_ends() -> None:
     assert ends_sentence(".") and ends_sentence("?") and ends_sentence("。") and ends_sentence("etc.")
     assert not ends_sentence("bread") and not ends_sentence("") and not ends_sentence(",")
+    points = ReplyCheckPoints(48)
+    assert not points.due_after(5, ".") and points.due_after(7, ".") and points.due_after(47, "bread")
+    assert not points.due_before(7, "\n") and points.due_before(8, " \n ") and not points.due_before(30, " ")
+    points.passed(8)
+    assert not points.due_after(14, ".") and points.due_after(15, "!") and points.due_after(55, "x") and not points.due_after(54, "x")
 
 
 @settings(max_examples=60, deadline=None)
@@ -133,6 +142,10 @@ def test_the_manifest_offset_applies_to_replies_only(bundles: dict[str, Path]) -
     assert guard.check_prompt("can you help with tea").action == "block"  # prompts keep the graph's calibration
 
 
+def guard_of(bundles: dict[str, Path]):  # type: ignore[no-untyped-def]
+    return Guard(bundles["checked"], threads=1).session()
+
+
 def test_the_policy_turns_the_check_off_flags_or_sets_its_thresholds(bundles: dict[str, Path]) -> None:
     text = BENIGN + HARM + "."
     base = load_policy("default").model_dump()
@@ -140,6 +153,8 @@ def test_the_policy_turns_the_check_off_flags_or_sets_its_thresholds(bundles: di
     assert off.check_response(text).action == "allow"
     with off.session() as session:  # and nothing is held for it
         assert "".join(e.text for e in session.feed("first mix flour") if isinstance(e, Released)) == "first mix"
+    with guard_of(bundles) as session:
+        assert "".join(e.text for e in session.feed("first mix flour") if isinstance(e, Released)) == ""
     flag = Guard(bundles["checked"], policy=policy_from_dict({**base, "reply_check": {"action": "flag"}}), threads=1)
     released, verdict, events = _run(flag, [text])
     assert released == text and verdict.action == "flag" and any(isinstance(e, Flagged) for e in events)  # type: ignore[attr-defined]
@@ -196,9 +211,9 @@ def test_bench_prints_the_reply_checks_cost_side_by_side(bundles: dict[str, Path
 
 
 def test_a_stream_block_withholds_the_sentence_no_check_has_passed(guard: Guard, bundles: dict[str, Path]) -> None:
-    text = "sure here is a recipe. first mix flour and bomb detonator now."
+    text = "sure here is a recipe for good bread. first mix flour and bomb detonator now."
     verdict = guard.check_response(text)
     assert verdict.blocked and verdict.char_offset == text.index("first")  # not "bomb": that sentence was never released
     assert Guard(bundles["prompt_only"], threads=1).check_response(text).char_offset == text.index("bomb")
     released, _, _ = _run(guard, [text[:30], text[30:]])
-    assert released.rstrip() == "sure here is a recipe."
+    assert released.rstrip() == "sure here is a recipe for good bread."
