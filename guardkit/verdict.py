@@ -55,7 +55,9 @@ class Verdict:
             for a blocked stream nothing at or after it was released.
         policy: name of the policy that decided.
         source: ``"prompt"`` or ``"response"``.
-        reason: free text for verdicts not made by the model (e.g. a model error).
+        reason: free text: why a verdict was not made by the model (e.g. a model
+            error), why an unsafe peak did not block, or that the reply check
+            (the bundle's classifier reading the reply so far) decided.
     """
 
     level: RiskLevel
