@@ -14,7 +14,7 @@ records every token's risk and every check once, through a real session of the b
   reaches first).
 
 It picks the best F1 (1:1 prevalence) with benign FPR alone and with a prompt <= --max-fpr
-and refusals passing >= --min-refusal, prints the grid, and with --write bakes the stream
+and refusals passing >= --min-refusal (within 0.005 of it, the largest stream offset), prints the grid, and with --write bakes the stream
 offset into model.onnx and writes the manifest with the reply offset.
 
 Usage (from models/guardkit-mini):
@@ -37,7 +37,7 @@ sys.path.insert(0, HERE)
 
 from evaluate import softmax  # noqa: E402
 
-STREAM_DELTAS = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25)
+STREAM_DELTAS = (-3.0, -2.0, -1.5, -1.25, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25)
 REPLY_DELTAS = tuple(np.round(np.arange(-2.0, 2.01, 0.25), 2))
 HARMFUL = ("response.alone.harmful", "response.with_prompt.harmful")
 
@@ -130,7 +130,10 @@ def main() -> None:
           and r["refusal_pass"] >= args.min_refusal]
     if not ok:
         raise SystemExit("no offsets meet the caps")
-    best = max(ok, key=lambda r: (round(r["f1"], 3), -r["median_released"], -abs(r["stream"])))
+    # within 0.005 of the best F1, keep the stream model's own judgement strongest (the largest stream offset):
+    # two independent judges are the safer bet on text unlike the dev suite's
+    top = max(r["f1"] for r in ok)
+    best = max((r for r in ok if r["f1"] >= top - 0.005), key=lambda r: (r["stream"], r["f1"]))
     stream_offset, reply_offset = base["stream"] + best["stream"], base["reply"] + best["reply"]
     print(f"chosen: stream offset {stream_offset:+.2f} (delta {best['stream']:+.2f}), reply check offset {reply_offset:+.2f}: {best}")
     if args.write:

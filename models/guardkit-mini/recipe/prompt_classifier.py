@@ -83,7 +83,13 @@ class StreamPromptClassifier(nn.Module):
 
 
 def build_model(arch: str, init_ckpt: str | None = None) -> nn.Module:
-    return PromptClassifier() if arch == "bidirectional" else StreamPromptClassifier(init_ckpt)
+    """--arch bidirectional starts from the backbone, or from a classifier checkpoint given as ``init_ckpt``."""
+    if arch != "bidirectional":
+        return StreamPromptClassifier(init_ckpt)
+    model = PromptClassifier()
+    if init_ckpt:
+        model.load_state_dict(torch.load(init_ckpt, weights_only=False)["model"])
+    return model
 
 
 def tokenizer(max_len: int):

@@ -85,14 +85,41 @@ def reply_scores(model, tok, texts: list[str]) -> np.ndarray:
     return out
 
 
+# Self-written (0.7) assistant openers. A harmful reply in the corpus often opens with one ("Sure, here
+# is how ..."), a benign one rarely: rc2 learned the opener itself as harm (31 of 40 benign replies that
+# open with one blocked, 0.6's stream model 0). --openers puts them in front of benign and harmful
+# replies alike, and alone as safe text, so that they carry no signal.
+OPENERS = [
+    "Sure!", "Sure.", "Sure, here you go.", "Sure thing!", "Certainly.", "Certainly! Happy to help.", "Of course.",
+    "Of course, here it is.", "Absolutely!", "Absolutely, let's do it.", "Happy to help!", "Great question.",
+    "Good question!", "Here is a detailed answer.", "Here's a quick answer.", "Yes, I can help with that.",
+    "No problem! Here's what to do.", "Okay, let's go through it.", "Alright, here is the plan.", "Here you go:",
+    "Glad you asked!", "Let me explain.", "Let's break it down step by step.", "I'd be glad to help with this.",
+    "Here are the steps:", "Sure, here are some options.", "Yes! Below is a simple version.", "Okay! Here's how it works.",
+    "Great idea. Here is how to do that.", "Sure - here's the step-by-step version.",
+]
+
+
+def with_openers(rows: list[dict], seed: int = 0) -> list[dict]:
+    """``rows`` plus an opener-prefixed copy of each reply (same label) and every opener alone (safe)."""
+    import random
+    rng = random.Random(seed)
+    extra = [dict(r, text=f"{rng.choice(OPENERS)}{rng.choice([' ', chr(10), chr(10) * 2])}{r['text']}", source=r["source"] + "+opener")
+             for r in rows]
+    alone = [dict(text=o, label=RISK_LABELS.index("safe"), cat=-1, source="self-written-opener") for o in OPENERS] * 20
+    return rows + extra + alone
+
+
 def train(args: argparse.Namespace) -> None:
     corpus = os.path.join(WORK, "corpus.jsonl")
     rows = training_replies(corpus)
+    if args.openers:
+        rows = with_openers(rows)
     if args.with_prompts:
         rows += pcm.training_prompts(2, 2)  # pc5's prompts: corpus + contrast x2 + direct requests x2
-    pcm.train(argparse.Namespace(name=args.name, epochs=1, steps=0, batch=32, lr=4e-5, head_lr=1e-3, max_len=128,
+    pcm.train(argparse.Namespace(name=args.name, epochs=1, steps=args.steps, batch=32, lr=args.lr, head_lr=args.lr * 25, max_len=128,
                                  unsafe_weight=1.0, threads=args.threads, seed=0, resume=args.resume,
-                                 arch="bidirectional", init=None, contrast_repeats=0, request_repeats=0), rows)
+                                 arch="bidirectional", init=args.init, contrast_repeats=0, request_repeats=0), rows)
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -142,6 +169,10 @@ def main() -> None:
     t.add_argument("--with-prompts", action="store_true", help="also pc5's training prompts (one classifier for both)")
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--openers", action="store_true", help="replies also with an assistant opener in front, openers alone as safe (0.7)")
+    t.add_argument("--init", help="start from this classifier checkpoint (e.g. work/rc2.pt)")
+    t.add_argument("--steps", type=int, default=0, help="0: one epoch")
+    t.add_argument("--lr", type=float, default=4e-5)
     e = sub.add_parser("eval")
     e.add_argument("--ckpt", required=True)
     e.add_argument("--stream-log", help="product_path pickle of the dev suite's replies (offset 0) for the OR sweep")

@@ -19,10 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import CATEGORIES, HEAD_DIM, HEADS, LAYERS, MAX_POS, PROMPT_CATEGORIES, RISK_LABELS  # noqa: E402
 
 BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VERSION = "0.6.0"
+VERSION = "0.7.0"
 PROMPT_MODEL = "prompt.onnx"
 PROMPT_MAX_TOKENS = 128  # prompt_classifier.py's --max-len
-REPLY_CHECK_OFFSET = 0.0  # calibrate_reply.py's choice for the shipped bundle
+REPLY_CHECK_OFFSET = 0.0  # calibrate_reply.py's choice for the shipped bundle, with the prompt offset -1.25 baked in
 
 
 def file_entry(bundle, name):
