@@ -154,11 +154,9 @@ def test_plain_generator_custom_texts(examples_tiny_bundle: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", [[], ["--async"]], ids=["sync", "async"])
-def test_openai_chunks(example_bundle: Path, mode: list[str], request: pytest.FixtureRequest) -> None:
-    if example_bundle.name == "guardkit-mini":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "guardkit-mini 0.3 to 0.5 halt this reply one word late: 'Sure, to make an explosive ' is released before the block "
-            "(see its model card, Limitations); strict, so it fails once a model stops in time")))
+def test_openai_chunks(example_bundle: Path, mode: list[str]) -> None:
+    # guardkit-mini 0.3 to 0.6 halted this reply one word late ('Sure, to make an explosive ' was released);
+    # 0.7's reply check withholds the unchecked sentence, so nothing of it is
     scripted = {name: reply for name, _, reply in load_example("openai_chunks").CONVERSATIONS}
     out = sections(run_example("openai_chunks.py", "--model", str(example_bundle), "--delay", "0", *mode))
     suffix = " (async)" if mode else ""

@@ -22,7 +22,7 @@ BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERSION = "0.7.0"
 PROMPT_MODEL = "prompt.onnx"
 PROMPT_MAX_TOKENS = 128  # prompt_classifier.py's --max-len
-REPLY_CHECK_OFFSET = 0.0  # calibrate_reply.py's choice for the shipped bundle, with the prompt offset -1.25 baked in
+REPLY_CHECK_OFFSET = 0.25  # calibrate_reply.py's choice for the shipped bundle, with the prompt offset -1.25 baked in
 
 
 def file_entry(bundle, name):
