@@ -24,3 +24,16 @@ def same_verdict(a: object, b: object, atol: float = 1e-4) -> bool:
         elif x != y:
             return False
     return True
+
+
+def run_session(guard: object, pieces: list[str], prompt: str | None = None) -> tuple[str, object, list[object]]:
+    """Feed ``pieces`` to a fresh session of ``guard`` and finish: (released text, verdict, events)."""
+    from guardkit import Released
+
+    session = guard.session(prompt)  # type: ignore[attr-defined]
+    events: list[object] = []
+    for piece in pieces:
+        events += session.feed(piece)
+    events += session.finish()
+    released = "".join(e.text for e in events if isinstance(e, Released))  # type: ignore[attr-defined]
+    return released, session.verdict, events

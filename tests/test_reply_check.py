@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from gk_helpers import same_verdict
+from gk_helpers import run_session, same_verdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,14 +50,7 @@ def coalescing(bundles: dict[str, Path]) -> Guard:
     return Guard(bundles["checked"], threads=1, coalesce=3)
 
 
-def _run(guard: Guard, pieces: list[str], prompt: str | None = None) -> tuple[str, object, list[object]]:
-    session = guard.session(prompt)
-    events: list[object] = []
-    for piece in pieces:
-        events += session.feed(piece)
-    events += session.finish()
-    released = "".join(e.text for e in events if isinstance(e, Released))  # type: ignore[attr-defined]
-    return released, session.verdict, events
+_run = run_session
 
 
 def test_the_check_blocks_harm_the_stream_model_passes_from_the_start_of_its_sentence(guard: Guard, bundles: dict[str, Path]) -> None:

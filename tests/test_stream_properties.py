@@ -8,7 +8,7 @@ from typing import Iterator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gk_helpers import same_verdict
+from gk_helpers import run_session, same_verdict
 from guardkit import Blocked, Guard, Released
 from guardkit.testing import CONTROVERSIAL_WORDS, SAFE_WORDS, UNSAFE_WORDS
 
@@ -38,14 +38,7 @@ def text_and_splits(draw: st.DrawFn) -> tuple[str, list[str]]:
     return text, pieces
 
 
-def _run(guard: Guard, pieces: list[str], prompt: str | None = None) -> tuple[str, object, list[object]]:
-    session = guard.session(prompt)
-    events: list[object] = []
-    for piece in pieces:
-        events += session.feed(piece)
-    events += session.finish()
-    released = "".join(e.text for e in events if isinstance(e, Released))  # type: ignore[attr-defined]
-    return released, session.verdict, events
+_run = run_session
 
 
 @given(text_and_splits())
