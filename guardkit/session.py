@@ -189,8 +189,9 @@ class StreamSession:
         self._reply_points: ReplyCheckPoints | None = None
         self._reply_policy = policy
         check = policy.reply_check
-        if model.reply_window and check.action != "allow" and not prompt_only:
-            self._reply_points = ReplyCheckPoints(min(check.max_hold_tokens, model.reply_window))
+        window = getattr(model, "reply_window", 0)  # a served model (guardkit.serve's RemoteModel) has no reply check
+        if window and check.action != "allow" and not prompt_only:
+            self._reply_points = ReplyCheckPoints(min(check.max_hold_tokens, window))
             if check.thresholds is not None:
                 self._reply_policy = policy.model_copy(update={"thresholds": check.thresholds})
         # text after the last passed check waits for the next one (nothing a check refuses is released)
