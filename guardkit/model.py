@@ -555,10 +555,6 @@ class StreamModel:
         return (encode(before, add_special_tokens=False).ids if before else [],
                 encode(after, add_special_tokens=False).ids if after else [])
 
-    @functools.cached_property
-    def _template_ends(self) -> tuple[list[int], list[int]]:
-        return self.template_head_tail()
-
     def classify_prompt(self, windows: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """The prompt classifier's (risk, category) probabilities for the rendered prompt's windows.
 
@@ -574,30 +570,34 @@ class StreamModel:
     @functools.cached_property
     def reply_window(self) -> int:
         """How many of a reply's last guard tokens one reply check reads (0: this bundle has no reply check)."""
-        classifier = self.prompt_classifier
-        if classifier is None or not classifier.judges_replies:
+        spec = self.manifest.prompt_model
+        if self.prompt_classifier is None or spec is None or spec.reply_check is None:
             return 0
         head, tail = self.template_head_tail()
-        return max(1, classifier.spec.max_tokens - len(head) - len(tail))
+        return max(1, spec.max_tokens - len(head) - len(tail))
 
     def classify_reply(self, token_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's (risk, category) probabilities for a reply's last :attr:`reply_window` guard tokens.
 
         The tokens are wrapped in the prompt template's head and tail, as the
-        classifier was trained; a reply is never a jailbreak, so that category
-        (when the classifier has it) gets no probability.
+        classifier was trained, and judged by :meth:`classify_prompt` (so a served
+        model runs it on its replica); the manifest's reply offset is then added
+        to the unsafe logit, which on probabilities is scaling p(unsafe) by
+        ``exp(offset)`` and renormalising. A reply is never a jailbreak, so that
+        category (when the classifier has it) gets no probability.
         """
         window = self.reply_window
-        if not window:
+        spec = self.manifest.prompt_model
+        if not window or spec is None or spec.reply_check is None:
             raise RuntimeError("this bundle's classifier does not judge replies (manifest prompt_model.reply_check)")
-        classifier = self.prompt_classifier
-        assert classifier is not None and classifier.spec.reply_check is not None
-        head, tail = self._template_ends
-        ids = head + list(token_ids[-window:]) + tail
-        [(risk, category)] = classifier.classify([ids], unsafe_logit_offset=classifier.spec.reply_check.unsafe_logit_offset)
-        if "jailbreak" in classifier.categories and len(category) > 1:
-            category = category.copy()
-            category[classifier.categories.index("jailbreak")] = 0.0
+        head, tail = self.template_head_tail()
+        [(risk, category)] = self.classify_prompt([head + list(token_ids[-window:]) + tail])
+        risk = np.asarray(risk, dtype=np.float64).copy()
+        risk[RISK_LEVELS.index("unsafe")] *= np.exp(spec.reply_check.unsafe_logit_offset)
+        risk /= risk.sum()
+        if "jailbreak" in self.prompt_categories and len(category) > 1:
+            category = np.array(category, copy=True)
+            category[self.prompt_categories.index("jailbreak")] = 0.0
         return risk, category
 
     def response_prefix_ids(self) -> list[int]:

@@ -67,16 +67,8 @@ class PromptClassifier:
         head_ids, body, tail_ids = split_rendering(rendered, head, tail)
         return overlapping_windows(head_ids, body, tail_ids, max(1, self.spec.max_tokens - len(head_ids) - len(tail_ids)))
 
-    @property
-    def judges_replies(self) -> bool:
-        """Whether the bundle declares the classifier fit to judge replies too (manifest ``reply_check``)."""
-        return self.spec.reply_check is not None
-
-    def classify(self, windows: Sequence[Sequence[int]], *, unsafe_logit_offset: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Risk probabilities (canonical order) and category probabilities for each window, in one call.
-
-        ``unsafe_logit_offset`` is added to the unsafe logit first (a reply's calibration, see ``reply_check``).
-        """
+    def classify(self, windows: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Risk probabilities (canonical order) and category probabilities for each window, in one call."""
         longest = max(len(w) for w in windows)
         ids = np.zeros((len(windows), longest), dtype=np.int64)
         mask = np.zeros((len(windows), longest), dtype=np.int64)
@@ -84,10 +76,7 @@ class PromptClassifier:
             ids[row, : len(window)] = window
             mask[row, : len(window)] = 1
         risk, category = self._session.run(list(_OUTPUTS), {"input_ids": ids, "attention_mask": mask})
-        risk = np.asarray(risk, dtype=np.float64)
-        if unsafe_logit_offset:
-            risk[:, self.spec.risk_labels.index("unsafe")] += unsafe_logit_offset
-        risk = _softmax(risk)[:, self._risk_order]
+        risk = _softmax(np.asarray(risk, dtype=np.float64))[:, self._risk_order]
         category = _softmax(np.asarray(category, dtype=np.float64))
         return [(risk[row], category[row]) for row in range(len(windows))]
 

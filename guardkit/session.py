@@ -189,7 +189,7 @@ class StreamSession:
         self._reply_points: ReplyCheckPoints | None = None
         self._reply_policy = policy
         check = policy.reply_check
-        window = getattr(model, "reply_window", 0)  # a served model (guardkit.serve's RemoteModel) has no reply check
+        window = model.reply_window
         if window and check.action != "allow" and not prompt_only:
             self._reply_points = ReplyCheckPoints(min(check.max_hold_tokens, window))
             if check.thresholds is not None:

@@ -159,6 +159,10 @@ class RemoteModel:
     def template_head_tail(self) -> tuple[list[int], list[int]]:
         return StreamModel.template_head_tail(self)  # type: ignore[arg-type, attr-defined, no-any-return]
 
+    # the reply check is StreamModel's too: it reads the manifest and runs classify_prompt (on a replica)
+    reply_window = StreamModel.reply_window
+    classify_reply = StreamModel.classify_reply
+
     def classify_prompt(self, windows: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """The bundle's prompt classifier on the rendered prompt's windows, run on a replica (any: it keeps no state)."""
         if self.prompt_classifier is None:
