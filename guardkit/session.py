@@ -607,7 +607,7 @@ class StreamSession:
         risk, category = result
         j = judge(self._reply_policy, risk, category, self.model.prompt_categories)
         reason = f"reply check: the classifier read the reply up to character {self._tokens[end - 1].end} at once"
-        if j.halts and self.policy.reply_check.action == "block":
+        if j.halts and self._reply_holds:  # the check blocks (and so held this text back)
             return self._block(dataclasses.replace(self._verdict(j, "block", start), reason=reason))
         points.passed(end)
         if j.action != "allow" and j.category not in self._flagged_categories:  # a flag, or a block the policy only flags

@@ -59,13 +59,11 @@ def main():
         manifest["files"][PROMPT_MODEL] = file_entry(bundle, PROMPT_MODEL)
         manifest["prompt_model"] = {"file": PROMPT_MODEL, "max_tokens": PROMPT_MAX_TOKENS, "risk_labels": RISK_LABELS,
                                     "categories": PROMPT_CATEGORIES}
+        judged = "prompts" if args.no_reply_check else "prompts and replies so far"
         if not args.no_reply_check:
             manifest["prompt_model"]["reply_check"] = {"unsafe_logit_offset": args.reply_check_offset}
         manifest["description"] = ("Causal all-MiniLM-L6-v2 stream guard (per-token response risk + categories) and a "
-                                   "bidirectional all-MiniLM-L6-v2 prompt classifier (English).")
-        if not args.no_reply_check:
-            manifest["description"] = ("Causal all-MiniLM-L6-v2 stream guard (per-token response risk + categories) and a "
-                                       "bidirectional all-MiniLM-L6-v2 classifier of prompts and replies so far (English).")
+                                   f"bidirectional all-MiniLM-L6-v2 classifier of {judged} (English).")
     with open(os.path.join(bundle, "guardkit.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
