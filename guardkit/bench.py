@@ -573,9 +573,10 @@ def run_bench(
     return BenchResult(model=f"{model.manifest.name} {model.manifest.version}", threads=threads, machine=machine, figures=figures)
 
 
-def print_report(result: BenchResult, out: TextIO = sys.stdout) -> None:
+def print_report(result: BenchResult, out: TextIO | None = None) -> None:
+    """Write the report to ``out`` (default: the current ``sys.stdout``, read at call time so redirection works)."""
     f = result.figures
-    w = out.write
+    w = (out if out is not None else sys.stdout).write
     w(f"guardkit bench: {result.model} on {result.machine}\n\n")
     w("Thread settings, one session, per token (sum over alternating 16-token blocks; CPU = every thread of the process):\n")
     w("  setting                            wall ms   CPU ms   wall vs best explicit   CPU vs threads=1\n")

@@ -83,8 +83,9 @@ def _deltas(text: str) -> Iterator[str]:
         yield tail
 
 
-def run_demo(guard: Guard, out: TextIO = sys.stdout, *, delay: float | None = None, color: bool | None = None) -> int:
-    """Stream every sample through ``guard``; return how many behaved as expected."""
+def run_demo(guard: Guard, out: TextIO | None = None, *, delay: float | None = None, color: bool | None = None) -> int:
+    """Stream every sample through ``guard`` (to ``out``, default the current ``sys.stdout``); return how many behaved as expected."""
+    out = out if out is not None else sys.stdout
     interactive = out.isatty() if hasattr(out, "isatty") else False
     delay = (0.02 if interactive else 0.0) if delay is None else delay
     color = interactive if color is None else color

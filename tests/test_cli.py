@@ -94,3 +94,17 @@ def test_bench_times_a_baseline_bundle_side_by_side(tiny_bundle: Path) -> None:
     text = run("bench", "--model", str(tiny_bundle), "--baseline-model", str(tiny_bundle), "--tokens", "16", "--rounds", "1",
                "--lengths", "16", "--streams", "1")
     assert "this model vs the baseline bundle" in text.stdout and "step ratio" in text.stdout
+
+
+def test_report_writers_follow_a_redirected_stdout(tiny_bundle: Path) -> None:
+    """The default stream is read when called, not bound at import (redirect_stdout, capsys after import)."""
+    import contextlib
+    import io
+
+    from guardkit import Guard
+    from guardkit.demo import run_demo
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        run_demo(Guard(tiny_bundle), delay=0, color=False)
+    assert "conversations behaved as expected" in buffer.getvalue()

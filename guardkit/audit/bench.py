@@ -110,8 +110,8 @@ def run_audit_bench(model_path: str | None = None, *, tokens: int = 128, rounds:
     return result
 
 
-def print_audit_report(result: dict[str, Any], out: TextIO = sys.stdout) -> None:
-    w = out.write
+def print_audit_report(result: dict[str, Any], out: TextIO | None = None) -> None:
+    w = (out if out is not None else sys.stdout).write  # the current sys.stdout, read at call time
     w(f"guardkit bench --audit: {result['model']}, {result['tokens_per_stream']} tokens per stream, {result['rounds']} alternating rounds\n")
     w(f"  audited = JSON-lines sink + OpenTelemetry ({result['otel']}); {result['records_written']} records written\n")
     w("                      wall ms/token   CPU ms/token\n")

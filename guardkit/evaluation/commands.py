@@ -15,8 +15,9 @@ from guardkit.evaluation.runner import ItemResult, run_items
 __all__ = ["evaluate", "progress_bar", "run_calibrate", "run_eval"]
 
 
-def progress_bar(stream: TextIO = sys.stderr, label: str = "eval") -> Callable[[int, int], None]:
-    """A dependency-free progress bar: redrawn in place on a terminal, a line per 10% otherwise."""
+def progress_bar(stream: TextIO | None = None, label: str = "eval") -> Callable[[int, int], None]:
+    """A dependency-free progress bar (on ``stream``, default the current ``sys.stderr``): redrawn in place on a terminal, a line per 10% otherwise."""
+    stream = stream if stream is not None else sys.stderr
     tty = stream.isatty()
     started = time.monotonic()
     state = {"last": -1}
