@@ -55,16 +55,23 @@ class Template(BaseModel):
 
 
 class ReplyCheckSpec(BaseModel):
-    """The prompt classifier also judges replies (see :mod:`guardkit.reply_check`).
+    """A classifier also judges replies (see :mod:`guardkit.reply_check`).
 
-    Its presence says the classifier was trained on replies as well as prompts;
+    Its presence says the classifier was trained on replies;
     ``unsafe_logit_offset`` is added to its unsafe logit when it judges a reply
     (the graph's own calibration is the prompt's), so that the policy's
     response thresholds mean the same for it as for the stream model.
+
+    ``file`` names a graph of its own for replies, with the prompt classifier's
+    contract, ``max_tokens``, labels and categories; without it the prompt
+    classifier judges replies too. Two graphs let a bundle ship a prompt
+    classifier that was never trained on replies (training one graph on both
+    cost prompt recall: the guardkit-mini model card, 0.8).
     """
 
     model_config = _CONFIG
     unsafe_logit_offset: float = Field(0.0, ge=-20.0, le=20.0, allow_inf_nan=False)
+    file: str | None = None
 
 
 class PromptModelSpec(BaseModel):
@@ -129,8 +136,10 @@ class Manifest(BaseModel):
 
     @property
     def graph_files(self) -> tuple[str, ...]:
-        """The ONNX files of the bundle: the stream model, then the prompt model if there is one."""
-        return (self.model_file,) + ((self.prompt_model.file,) if self.prompt_model else ())
+        """The ONNX files of the bundle: the stream model, then the prompt model and the reply model if there are."""
+        classifier = self.prompt_model
+        reply = classifier.reply_check.file if classifier and classifier.reply_check else None
+        return tuple(dict.fromkeys((self.model_file,) + ((classifier.file,) if classifier else ()) + ((reply,) if reply else ())))
 
 
 def _unsafe_name(name: str) -> str | None:

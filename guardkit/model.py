@@ -141,9 +141,13 @@ class StreamModel:
         self._probe()  # real output shapes and dtypes, before any session can fail (or fail open) on them
         m = self.manifest
         self.categories: tuple[str, ...] = m.categories
-        self.prompt_classifier: PromptClassifier | None = (
-            PromptClassifier(self.path, m, functools.partial(self._load_graph, device, threads, trt_cache_dir, fp16)) if m.prompt_model else None
-        )
+        load_graph = functools.partial(self._load_graph, device, threads, trt_cache_dir, fp16)
+        self.prompt_classifier: PromptClassifier | None = PromptClassifier(self.path, m, load_graph) if m.prompt_model else None
+        # the classifier that judges replies (reply check): its own graph when the manifest names one
+        reply_file = m.prompt_model.reply_check.file if m.prompt_model and m.prompt_model.reply_check else None
+        self.reply_classifier: PromptClassifier | None = (
+            PromptClassifier(self.path, m, load_graph, file=reply_file) if reply_file and reply_file != m.prompt_model.file  # type: ignore[union-attr]
+            else self.prompt_classifier)
         # the categories prompt verdicts are read in: the classifier's when the bundle has one
         self.prompt_categories: tuple[str, ...] = self.prompt_classifier.categories if self.prompt_classifier else (m.prompt_categories or ())
         self._risk_order = np.array([m.risk_labels.index(level) for level in RISK_LEVELS])
@@ -567,6 +571,12 @@ class StreamModel:
         pieces = [piece for window in windows for piece in self.prompt_classifier.windows(window, head, tail)]
         return self.prompt_classifier.classify(pieces)
 
+    def classify_reply_windows(self, windows: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The reply classifier's raw (risk, category) probabilities for rendered windows of at most ``max_tokens``."""
+        if self.reply_classifier is None:
+            raise RuntimeError("this bundle has no classifier for replies")
+        return self.reply_classifier.classify(windows)
+
     @functools.cached_property
     def reply_window(self) -> int:
         """How many of a reply's last guard tokens one reply check reads (0: this bundle has no reply check)."""
@@ -577,11 +587,11 @@ class StreamModel:
         return max(1, spec.max_tokens - len(head) - len(tail))
 
     def classify_reply(self, token_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The classifier's (risk, category) probabilities for a reply's last :attr:`reply_window` guard tokens.
+        """The reply classifier's (risk, category) probabilities for a reply's last :attr:`reply_window` guard tokens.
 
         The tokens are wrapped in the prompt template's head and tail, as the
-        classifier was trained, and judged by :meth:`classify_prompt` (so a served
-        model runs it on its replica); the manifest's reply offset is then added
+        classifier was trained, and judged by :meth:`classify_reply_windows` (so a
+        served model runs it on its replica); the manifest's reply offset is then added
         to the unsafe logit, which on probabilities is scaling p(unsafe) by
         ``exp(offset)`` and renormalising. A reply is never a jailbreak, so that
         category (when the classifier has it) gets no probability.
@@ -591,7 +601,7 @@ class StreamModel:
         if not window or spec is None or spec.reply_check is None:
             raise RuntimeError("this bundle's classifier does not judge replies (manifest prompt_model.reply_check)")
         head, tail = self.template_head_tail()
-        [(risk, category)] = self.classify_prompt([head + list(token_ids[-window:]) + tail])
+        [(risk, category)] = self.classify_reply_windows([head + list(token_ids[-window:]) + tail])
         risk = np.asarray(risk, dtype=np.float64).copy()
         risk[RISK_LEVELS.index("unsafe")] *= np.exp(spec.reply_check.unsafe_logit_offset)
         risk /= risk.sum()

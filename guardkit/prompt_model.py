@@ -41,12 +41,14 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 class PromptClassifier:
     """A loaded prompt classifier; thread-safe like the ONNX Runtime session it holds."""
 
-    def __init__(self, bundle_dir: Path, manifest: Manifest, session_factory: Any) -> None:
+    def __init__(self, bundle_dir: Path, manifest: Manifest, session_factory: Any, file: str | None = None) -> None:
+        """``file``: another graph with this contract (the reply check's own) instead of ``prompt_model.file``."""
         spec = manifest.prompt_model
         if spec is None:
             raise ValueError("the manifest has no prompt_model")
         self.spec: PromptModelSpec = spec
-        self.path = bundle_file(bundle_dir, spec.file)
+        self.file = file or spec.file
+        self.path = bundle_file(bundle_dir, self.file)
         self._session = session_factory(self.path)
         self._check_contract()
         self.categories: tuple[str, ...] = spec.categories
@@ -81,4 +83,4 @@ class PromptClassifier:
         return [(risk[row], category[row]) for row in range(len(windows))]
 
     def __repr__(self) -> str:
-        return f"PromptClassifier({self.spec.file!r}, max_tokens={self.spec.max_tokens})"
+        return f"PromptClassifier({self.file!r}, max_tokens={self.spec.max_tokens})"

@@ -229,7 +229,7 @@ def _prompt_classifier_graph(vocab: dict[str, int], words: dict[str, str]):  # t
 
 def build_tiny_bundle(out_dir: str | Path, *, max_positions: int = 128, seed: int = 0,
                       prompt_classifier_words: dict[str, str] | None = None, prompt_classifier_max_tokens: int = 16,
-                      reply_check_offset: float | None = None) -> Path:
+                      reply_check_offset: float | None = None, reply_classifier_words: dict[str, str] | None = None) -> Path:
     """Write a complete tiny model bundle (manifest, ONNX, tokenizer) to ``out_dir``.
 
     With ``prompt_classifier_words`` (word -> prompt category) the bundle also
@@ -237,7 +237,9 @@ def build_tiny_bundle(out_dir: str | Path, *, max_positions: int = 128, seed: in
     unsafe, so tests can tell its verdicts from the stream model's prompt head.
     With ``reply_check_offset`` too, the manifest declares that classifier fit to
     judge replies (``prompt_model.reply_check``, that unsafe-logit offset): the
-    words' logits are unsafe 8 against safe 4.
+    words' logits are unsafe 8 against safe 4. With ``reply_classifier_words``
+    as well, replies are judged by a graph of their own (``reply.onnx``, the
+    manifest's ``reply_check.file``) that reads those words instead.
     """
     import onnx
 
@@ -273,5 +275,11 @@ def build_tiny_bundle(out_dir: str | Path, *, max_positions: int = 128, seed: in
                                     "risk_labels": ["safe", "unsafe", "controversial"], "categories": list(_PROMPT_CATEGORIES)}
         if reply_check_offset is not None:
             manifest["prompt_model"]["reply_check"] = {"unsafe_logit_offset": reply_check_offset}  # type: ignore[index]
+        if reply_check_offset is not None and reply_classifier_words is not None:
+            reply_graph = _prompt_classifier_graph(vocab, reply_classifier_words)
+            onnx.checker.check_model(reply_graph)
+            onnx.save(reply_graph, str(out / "reply.onnx"))
+            manifest["files"]["reply.onnx"] = file_entry(out / "reply.onnx")  # type: ignore[index]
+            manifest["prompt_model"]["reply_check"]["file"] = "reply.onnx"  # type: ignore[index]
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out

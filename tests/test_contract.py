@@ -159,3 +159,13 @@ def test_explicit_gpu_provider_fails_loudly_when_missing(tiny_bundle: Path) -> N
     with pytest.raises(ValueError, match="device"):
         StreamModel(tiny_bundle, device="tpu")
     assert StreamModel(tiny_bundle, device="auto").providers == ["CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize("bundle", shipped_bundles(), ids=lambda p: p.name)
+def test_a_shipped_bundle_fits_the_wheel_budget_and_lists_every_graph(bundle: Path) -> None:
+    """Each shipped bundle stays within 80 MB (issue 13's packaging limit) and the wheel includes every file its manifest lists."""
+    manifest = json.loads((bundle / MANIFEST_NAME).read_text(encoding="utf-8"))
+    assert sum(entry["bytes"] for entry in manifest["files"].values()) <= 80_000_000
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    for name in manifest["files"]:
+        assert f'"models/{bundle.name}/{name}"' in pyproject, f"pyproject.toml's wheel force-include lacks {name}"

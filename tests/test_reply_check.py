@@ -210,3 +210,38 @@ def test_a_stream_block_withholds_the_sentence_no_check_has_passed(guard: Guard,
     assert Guard(bundles["prompt_only"], threads=1).check_response(text).char_offset == text.index("bomb")
     released, _, _ = _run(guard, [text[:30], text[30:]])
     assert released.rstrip() == "sure here is a recipe for good bread."
+
+
+@pytest.fixture(scope="module")
+def split_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Prompts judged by a graph that reads "tea", replies by a graph of their own that reads "coffee"."""
+    return build_tiny_bundle(tmp_path_factory.mktemp("reply-graph") / "split", prompt_classifier_words=WORDS,
+                             reply_check_offset=0.0, reply_classifier_words={"coffee": "violent"})
+
+
+def test_a_reply_graph_of_its_own_judges_replies_and_the_prompt_graph_prompts(split_bundle: Path) -> None:
+    guard = Guard(split_bundle, threads=1)
+    assert guard.check_response(BENIGN + HARM + ".").action == "allow"  # "tea" is the prompt graph's word only
+    verdict = guard.check_response(BENIGN + "then add coffee to it.")
+    assert (verdict.action, verdict.char_offset, verdict.category) == ("block", len(BENIGN), "violent")
+    assert guard.check_prompt("can you help with tea").action == "block"
+    assert guard.check_prompt("can you help with coffee").action == "allow"
+    assert guard.model.reply_classifier is not guard.model.prompt_classifier  # type: ignore[attr-defined]
+    released, streamed, _ = _run(guard, [BENIGN, "then add coffee", " to it. more bread."])
+    assert "coffee" not in released and streamed.action == "block"  # type: ignore[attr-defined]
+
+
+def test_the_reply_graph_is_hashed_and_named_like_every_bundle_file(split_bundle: Path, tmp_path: Path) -> None:
+    tampered = shutil.copytree(split_bundle, tmp_path / "tampered")
+    (tampered / "reply.onnx").write_bytes((tampered / "reply.onnx").read_bytes() + b"\0")
+    with pytest.raises(ModelLoadError, match="reply.onnx"):
+        Guard(tampered)
+    for name, match in (("other.onnx", "files has no entry for 'other.onnx'"), ("../reply.onnx", "outside|not a plain|\\.\\.")):
+        bundle = shutil.copytree(split_bundle, tmp_path / f"bad-{len(match)}")
+        manifest = json.loads((bundle / "guardkit.json").read_text())
+        manifest["prompt_model"]["reply_check"]["file"] = name
+        if name.startswith(".."):
+            manifest["files"][name] = manifest["files"]["reply.onnx"]
+        (bundle / "guardkit.json").write_text(json.dumps(manifest))
+        with pytest.raises(ModelLoadError, match=match):
+            Guard(bundle)

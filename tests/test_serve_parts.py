@@ -177,3 +177,25 @@ def test_rendezvous_order_moves_only_the_sessions_of_a_removed_replica() -> None
     after = {k: rendezvous_order(k, [r for r in replicas if r != "r2"])[0] for k in keys}
     moved = {k for k in keys if before[k] != after[k]}
     assert moved == {k for k in keys if before[k] == "r2"}
+
+
+def test_replica_classifies_with_the_reply_graph_when_asked(tmp_path: Path) -> None:
+    from guardkit.testing import build_tiny_bundle
+
+    bundle = build_tiny_bundle(tmp_path / "split", prompt_classifier_words={"tea": "violent"}, reply_check_offset=0.0,
+                               reply_classifier_words={"coffee": "violent"})
+    model = StreamModel(bundle, device="cpu", threads=1)
+    windows = [model.prompt_token_ids("more tea please"), model.prompt_token_ids("more coffee please")]
+
+    async def scenario() -> tuple[list, list]:  # type: ignore[type-arg]
+        replica = GuardReplica(model, max_sessions=4)
+        try:
+            return await replica.classify(windows), await replica.classify(windows, True)
+        finally:
+            replica.shutdown()
+
+    as_prompts, as_replies = asyncio.run(scenario())
+    unsafe = 2  # canonical risk order: safe, controversial, unsafe
+    assert as_prompts[0][0][unsafe] > 0.9 and as_prompts[1][0][unsafe] < 0.1
+    assert as_replies[0][0][unsafe] < 0.1 and as_replies[1][0][unsafe] > 0.9
+    np.testing.assert_allclose(as_replies[1][0], model.classify_reply_windows(windows)[1][0], atol=1e-6)

@@ -159,18 +159,25 @@ class RemoteModel:
     def template_head_tail(self) -> tuple[list[int], list[int]]:
         return StreamModel.template_head_tail(self)  # type: ignore[arg-type, attr-defined, no-any-return]
 
-    # the reply check is StreamModel's too: it reads the manifest and runs classify_prompt (on a replica)
+    # the reply check is StreamModel's too: it reads the manifest and runs classify_reply_windows (on a replica)
     reply_window = StreamModel.reply_window
     classify_reply = StreamModel.classify_reply
 
     def classify_prompt(self, windows: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """The bundle's prompt classifier on the rendered prompt's windows, run on a replica (any: it keeps no state)."""
+        return self._classify(windows, reply=False)
+
+    def classify_reply_windows(self, windows: Sequence[Sequence[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The bundle's reply classifier on rendered reply windows, run on a replica."""
+        return self._classify(windows, reply=True)
+
+    def _classify(self, windows: Sequence[Sequence[int]], *, reply: bool) -> list[tuple[np.ndarray, np.ndarray]]:
         if self.prompt_classifier is None:
             raise RuntimeError("this bundle has no prompt classifier")
         failures = 0
         while True:
             try:
-                scored = self._transport.classify([list(map(int, w)) for w in windows], timeout_s=self.timeout_s)
+                scored = self._transport.classify([list(map(int, w)) for w in windows], timeout_s=self.timeout_s, reply=reply)
                 break
             except TransportError as exc:
                 failures += 1

@@ -73,8 +73,8 @@ class GuardModelServer:
     async def step(self, request: StepRequest) -> StepReply:
         return await self.replica.step(request)
 
-    async def classify(self, windows: list[list[int]]) -> list[tuple[list[float], list[float]]]:
-        return await self.replica.classify(windows)
+    async def classify(self, windows: list[list[int]], reply: bool = False) -> list[tuple[list[float], list[float]]]:
+        return await self.replica.classify(windows, reply)
 
     async def close(self, key: str) -> bool:
         return self.replica.close(key)
@@ -102,7 +102,10 @@ class GuardModelServer:
         windows = data.get("windows") if isinstance(data, dict) else None
         if not isinstance(windows, list) or not all(isinstance(w, list) and w and all(isinstance(i, int) for i in w) for w in windows):
             return JSONResponse({"message": "windows must be a list of non-empty lists of token ids"}, status_code=400)
-        return JSONResponse({"scores": await self.replica.classify(windows)})
+        reply = data.get("reply", False)
+        if not isinstance(reply, bool):
+            return JSONResponse({"message": "reply must be true or false"}, status_code=400)
+        return JSONResponse({"scores": await self.replica.classify(windows, reply)})
 
     @_api.post("/close")
     async def http_close(self, request: Request) -> dict[str, Any]:

@@ -103,9 +103,10 @@ class GuardReplica:
         tail = (lambda a: None if a is None else a[len(a) - k :])
         return StepReply("ok", out.state.length, tail(out.risk), tail(out.category), tail(out.prompt_risk), tail(out.prompt_category))
 
-    async def classify(self, windows: list[list[int]]) -> list[tuple[list[float], list[float]]]:
-        """The bundle's prompt classifier on rendered prompt windows (stateless: any replica), off the serving loop."""
-        scored = await asyncio.to_thread(self.model.classify_prompt, windows)  # type: ignore[attr-defined]
+    async def classify(self, windows: list[list[int]], reply: bool = False) -> list[tuple[list[float], list[float]]]:
+        """The bundle's prompt (or, with ``reply``, reply) classifier on rendered windows (stateless: any replica), off the serving loop."""
+        classify = self.model.classify_reply_windows if reply else self.model.classify_prompt  # type: ignore[attr-defined]
+        scored = await asyncio.to_thread(classify, windows)
         return [(np.asarray(risk, dtype=np.float32).tolist(), np.asarray(category, dtype=np.float32).tolist()) for risk, category in scored]
 
     def close(self, key: str) -> bool:

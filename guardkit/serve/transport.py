@@ -33,7 +33,7 @@ class Transport(Protocol):
 
     async def astep(self, request: StepRequest, *, timeout_s: float) -> StepReply: ...
 
-    def classify(self, windows: list[list[int]], *, timeout_s: float) -> list[Any]: ...
+    def classify(self, windows: list[list[int]], *, timeout_s: float, reply: bool = False) -> list[Any]: ...
 
     def close_key(self, key: str, *, timeout_s: float) -> None: ...
 
@@ -93,9 +93,9 @@ class RayTransport:
         except Exception as exc:  # a transport failure: the caller retries on a new key
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
-    def classify(self, windows: list[list[int]], *, timeout_s: float) -> list[Any]:
+    def classify(self, windows: list[list[int]], *, timeout_s: float, reply: bool = False) -> list[Any]:
         try:
-            return list(self.handle.classify.remote(windows).result(timeout_s=timeout_s))
+            return list(self.handle.classify.remote(windows, reply).result(timeout_s=timeout_s))
         except Exception as exc:  # a transport failure: the caller retries on a new key
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -164,9 +164,9 @@ class HttpTransport:
             client = self._aclients[loop] = self._httpx.AsyncClient(limits=self._limits)
         return client
 
-    def classify(self, windows: list[list[int]], *, timeout_s: float) -> list[Any]:
+    def classify(self, windows: list[list[int]], *, timeout_s: float, reply: bool = False) -> list[Any]:
         try:
-            response = self._client.post(f"{self.url}/classify", json={"windows": windows}, timeout=timeout_s)
+            response = self._client.post(f"{self.url}/classify", json={"windows": windows, "reply": reply}, timeout=timeout_s)
         except self._httpx.HTTPError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code != 200:
