@@ -43,6 +43,7 @@ RAW = os.environ.get("GUARDKIT_RAW", os.path.join(HERE, "../../../../shared/data
 WORK = os.path.join(HERE, "../work")
 
 import probes  # noqa: E402
+import unsafe_prompt_kinds  # noqa: E402
 
 
 def _jsonl(path):
@@ -204,6 +205,10 @@ def metrics(items, res) -> dict:
     for source in dict.fromkeys(s for s, _ in unsafe_prompts):  # the sources build() names, in its order
         rows = [blocked for s, blocked in unsafe_prompts if s == source]
         m[f"  unsafe-prompt recall: {source}"] = (sum(rows) / len(rows), len(rows))
+    by_kind = [(unsafe_prompt_kinds.kind(x["prompt"]), r["blocked"]) for x, r in zip(items, res) if x["group"] == "prompt.unsafe"]
+    for name in dict.fromkeys(k for k, _ in sorted(by_kind, key=lambda kb: kb[0] != "harmful request")):
+        rows = [blocked for k, blocked in by_kind if k == name]
+        m[f"  unsafe-prompt recall, kind: {name}"] = (sum(rows) / len(rows), len(rows))
     m["response-alone F1 (suite mix)"] = (f1("response.alone.harmful", "response.alone.benign"), None)
     m["response-alone F1 (1:1 prevalence)"] = (balanced_f1(items, res, "response.alone.harmful", "response.alone.benign"), None)
     m["response-alone recall"] = rate("response.alone.harmful")

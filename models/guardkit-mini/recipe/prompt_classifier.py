@@ -32,6 +32,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 WORK = os.path.join(HERE, "../work")
+RAW = os.environ.get("GUARDKIT_RAW", os.path.join(HERE, "../../../../shared/data/raw"))
 
 from model import PROMPT_CATEGORIES, RISK_LABELS, backbone_dir  # noqa: E402
 
@@ -111,10 +112,14 @@ def encode(tok, texts: list[str]):
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
-def training_prompts(contrast_repeats: int = 2, request_repeats: int = 0) -> list[dict]:
+def training_prompts(contrast_repeats: int = 2, request_repeats: int = 0, constraint_repeats: int = 0,
+                     clinc_extra: int = 0, opinion_repeats: int = 0) -> list[dict]:
     """The corpus' labelled train-split prompts, de-duplicated (first label wins), plus the self-written
-    contrast prompts (contrast_prompts.py) ``contrast_repeats`` times and the self-written direct
-    requests (request_prompts.py, 0.5) ``request_repeats`` times."""
+    contrast prompts (contrast_prompts.py) ``contrast_repeats`` times, the self-written direct
+    requests (request_prompts.py, 0.5) ``request_repeats`` times, the self-written format-constrained
+    and pretext-framed prompts (constraint_prompts.py, 0.6) ``constraint_repeats`` times, and
+    ``clinc_extra`` more CLINC150 queries than the corpus samples (0.6: short banking and assistant
+    queries were the everyday prompts the classifier refused)."""
     from contrast_prompts import contrast_prompts
 
     def own(rows, source):
@@ -126,6 +131,16 @@ def training_prompts(contrast_repeats: int = 2, request_repeats: int = 0) -> lis
         from request_prompts import request_prompts
         requests = [r for r in request_prompts() if not near_dev(r[0], "prompt")]
         rows += own(requests, "self-written-requests") * request_repeats
+    if constraint_repeats:
+        from constraint_prompts import constraint_prompts
+        from dev_overlap import near_dev
+        constrained = [r for r in constraint_prompts() if not near_dev(r[0], "prompt")]
+        rows += own(constrained, "self-written-constraints") * constraint_repeats
+    if clinc_extra:
+        rows += [dict(text=t, label=0, cat=-1, source="clinc150-extra") for t in clinc_extra_queries(clinc_extra)]
+    if opinion_repeats:
+        from contrast_prompts import opinion_prompts
+        rows += own(opinion_prompts(), "self-written-opinions") * opinion_repeats
     seen = {" ".join(r["text"].lower().split()) for r in rows}
     for line in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8"):
         x = json.loads(line)
@@ -141,12 +156,22 @@ def training_prompts(contrast_repeats: int = 2, request_repeats: int = 0) -> lis
     return rows
 
 
+def clinc_extra_queries(n: int) -> list[str]:
+    """``n`` CLINC150 train/val queries that build_corpus.py did not sample (its test split is never read)."""
+    from benign_sources import _sample
+    data = json.load(open(os.path.join(RAW, "clinc150", "data_full.json"), encoding="utf-8"))
+    used = {text for text, _ in _sample(data["train"] + data["oos_train"], 3000, 11)}
+    rest = [text for text, _ in data["train"] + data["val"] + data["oos_train"] + data["oos_val"] if text not in used]
+    return _sample(rest, n, 17)
+
+
 def train(args, rows: list[dict] | None = None):
     """Train on ``rows`` (text, label, cat), by default training_prompts() per the args."""
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     if rows is None:
-        rows = training_prompts(args.contrast_repeats, args.request_repeats)
+        rows = training_prompts(args.contrast_repeats, args.request_repeats, getattr(args, "constraint_repeats", 0),
+                                getattr(args, "clinc_extra", 0), getattr(args, "opinion_repeats", 0))
     rng = random.Random(args.seed)
     counts = np.bincount([r["label"] for r in rows], minlength=3)
     print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts)), flush=True)
@@ -304,10 +329,10 @@ def export(args):
         want = wrapped(ids, mask)[0].numpy()
     got = ort.InferenceSession(fp32).run(["risk_logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     print(f"fp32 export {fp32}: max |logit diff| vs PyTorch {np.abs(want - got).max():.2e}")
-    out = os.path.join(args.bundle, "prompt.onnx")
-    quantise(fp32, out)
+    out = os.path.join(args.bundle, args.file)
+    quantise(fp32, out, embeddings=args.embeddings)
     got = ort.InferenceSession(out).run(["risk_logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
-    print(f"4-bit {out}: max |logit diff| vs fp32 {np.abs(want - got).max():.3f} ({os.path.getsize(out) / 1e6:.1f} MB)")
+    print(f"4-bit ({args.embeddings} embeddings) {out}: max |logit diff| vs fp32 {np.abs(want - got).max():.3f} ({os.path.getsize(out) / 1e6:.1f} MB)")
 
 
 def main():
@@ -329,6 +354,9 @@ def main():
     t.add_argument("--init", help="--arch stream: a training checkpoint of the stream model (e.g. work/v03a_final.pt)")
     t.add_argument("--contrast-repeats", type=int, default=2, help="times the self-written contrast prompts are in the data")
     t.add_argument("--request-repeats", type=int, default=0, help="times the self-written direct requests are in the data (0.5: 2)")
+    t.add_argument("--constraint-repeats", type=int, default=0, help="times the self-written constrained/pretext prompts are in the data (0.6: 2)")
+    t.add_argument("--clinc-extra", type=int, default=0, help="CLINC150 queries added beyond the corpus' sample (0.6: 4000)")
+    t.add_argument("--opinion-repeats", type=int, default=0, help="times the self-written opinion prompts are in the data (0.8)")
     e = sub.add_parser("eval")
     e.add_argument("--ckpt", required=True)
     e.add_argument("--max-len", type=int, default=128)
@@ -338,6 +366,8 @@ def main():
     x.add_argument("--ckpt", required=True)
     x.add_argument("--bundle", required=True)
     x.add_argument("--unsafe-offset", type=float, default=0.0)
+    x.add_argument("--file", default="prompt.onnx", help="the graph's file name in the bundle (0.8: prompt.onnx, reply.onnx)")
+    x.add_argument("--embeddings", choices=["fp16", "int8"], default="int8", help="word-embedding storage (0.7: fp16)")
     args = ap.parse_args()
     {"train": train, "eval": evaluate, "export": export}[args.cmd](args)
 

@@ -4,8 +4,10 @@ Usage:  python models/guardkit-mini/recipe/write_manifest.py [BUNDLE_DIR] [--rep
         (default: models/guardkit-mini, the shipped reply offset)
 
 A bundle with prompt.onnx gets a ``prompt_model``; unless ``--no-reply-check``, its manifest
-also declares the classifier fit to judge replies (``reply_check``) with the unsafe-logit
-offset chosen by calibrate_reply.py (added on top of the prompt offset baked into the graph).
+also declares replies judged (``reply_check``) with an unsafe-logit offset added on top of the
+offset baked into the graph.  With reply.onnx in the bundle (0.8+) replies get that graph of
+their own (``reply_check.file``; its offset is baked in, so the manifest's is 0); without it
+the prompt classifier judges replies too, at the offset calibrate_reply.py chose (0.7).
 """
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import CATEGORIES, HEAD_DIM, HEADS, LAYERS, MAX_POS, PROMPT_CATEGORIES, RISK_LABELS  # noqa: E402
 
 BUNDLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VERSION = "0.7.0"
+VERSION = "0.8.0"
 PROMPT_MODEL = "prompt.onnx"
 PROMPT_MAX_TOKENS = 128  # prompt_classifier.py's --max-len
-REPLY_CHECK_OFFSET = 0.25  # calibrate_reply.py's choice for the shipped bundle, with the prompt offset -1.25 baked in
+REPLY_MODEL = "reply.onnx"
+REPLY_CHECK_OFFSET = 0.0  # 0.8: reply.onnx has its offset baked in (0.7 shared prompt.onnx: +0.25 on its -1.25)
 
 
 def file_entry(bundle, name):
@@ -62,6 +65,10 @@ def main():
         judged = "prompts" if args.no_reply_check else "prompts and replies so far"
         if not args.no_reply_check:
             manifest["prompt_model"]["reply_check"] = {"unsafe_logit_offset": args.reply_check_offset}
+        if not args.no_reply_check and os.path.exists(os.path.join(bundle, REPLY_MODEL)):
+            manifest["files"][REPLY_MODEL] = file_entry(bundle, REPLY_MODEL)
+            manifest["prompt_model"]["reply_check"]["file"] = REPLY_MODEL
+            judged = "prompts and another of replies so far"
         manifest["description"] = ("Causal all-MiniLM-L6-v2 stream guard (per-token response risk + categories) and a "
                                    f"bidirectional all-MiniLM-L6-v2 classifier of {judged} (English).")
     with open(os.path.join(bundle, "guardkit.json"), "w") as f:
