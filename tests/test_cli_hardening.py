@@ -97,8 +97,11 @@ def test_bench_reports_progress_in_the_concurrency_phase(monkeypatch: pytest.Mon
 
 
 def test_ctrl_c_during_stream_exits_130_without_a_traceback(tiny_bundle: Path) -> None:
+    # SIGINT as a terminal delivers it: a disposition of SIG_IGN inherited from the test process (set by
+    # an earlier test's library) would stop Python installing its KeyboardInterrupt handler in the child
     proc = subprocess.Popen([sys.executable, "-m", "guardkit", "stream", "--model", str(tiny_bundle)], cwd=REPO,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write("hello world thanks for the tea ")
     proc.stdin.flush()
@@ -107,6 +110,7 @@ def test_ctrl_c_during_stream_exits_130_without_a_traceback(tiny_bundle: Path) -
     while "hello" not in got and time.monotonic() < deadline:  # the guard is running and has released text
         got += proc.stdout.read1(100) if hasattr(proc.stdout, "read1") else proc.stdout.read(1)  # type: ignore[attr-defined]
     proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)  # stdin stays open: only the signal can end it (communicate() would close stdin, racing the signal on a busy host)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
