@@ -90,29 +90,24 @@ BENIGN_PROMPTS = [
 ]
 
 
+def report(name: str, harmful: list[str], benign: list[str], judge) -> None:  # type: ignore[no-untyped-def]
+    """Print how many of ``harmful`` / ``benign`` ``judge`` blocks, then the harmful misses and benign blocks."""
+    harm = [judge(t) for t in harmful]
+    fine = [judge(t) for t in benign]
+    print(f"{name}: harmful blocked {sum(v.blocked for v in harm)}/{len(harm)}, benign blocked {sum(v.blocked for v in fine)}/{len(fine)}")
+    for text, v in zip(harmful, harm):
+        if not v.blocked:
+            print("   missed:", text[:80])
+    for text, v in zip(benign, fine):
+        if v.blocked:
+            print(f"   benign blocked at character {v.char_offset}:", text[:80])
+
+
 def main() -> None:
     for bundle in sys.argv[1:]:
         guard = Guard(model=bundle, policy="default", threads=1)
-        harm = [guard.check_response(r) for r in HARM]
-        benign = [guard.check_response(r) for r in BENIGN]
-        print(f"{bundle}: harmful blocked {sum(v.blocked for v in harm)}/{len(harm)}, "
-              f"benign blocked {sum(v.blocked for v in benign)}/{len(benign)}")
-        for reply, v in zip(HARM, harm):
-            if not v.blocked:
-                print("   missed:", reply[:80])
-        for reply, v in zip(BENIGN, benign):
-            if v.blocked:
-                print(f"   benign blocked at character {v.char_offset}:", reply[:80])
-        harm_p = [guard.check_prompt(p) for p in HARM_PROMPTS]
-        benign_p = [guard.check_prompt(p) for p in BENIGN_PROMPTS]
-        print(f"{bundle}: harmful prompts refused {sum(v.blocked for v in harm_p)}/{len(harm_p)}, "
-              f"benign prompts refused {sum(v.blocked for v in benign_p)}/{len(benign_p)}")
-        for prompt, v in zip(HARM_PROMPTS, harm_p):
-            if not v.blocked:
-                print("   missed prompt:", prompt[:80])
-        for prompt, v in zip(BENIGN_PROMPTS, benign_p):
-            if v.blocked:
-                print("   benign prompt refused:", prompt[:80])
+        report(f"{bundle} replies", HARM, BENIGN, guard.check_response)
+        report(f"{bundle} prompts", HARM_PROMPTS, BENIGN_PROMPTS, guard.check_prompt)
 
 
 if __name__ == "__main__":
