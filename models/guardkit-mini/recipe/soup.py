@@ -2,9 +2,10 @@
 (a "model soup", Wortsman et al. 2022): usually a little better on held-out
 data than any single run, at no inference cost.
 
-0.8's prompt classifier is the uniform soup of pc5, pc6 (prompt classifiers) and rc3
-(the 0.7 classifier of prompts and replies), all fine-tuned from all-MiniLM-L6-v2: 73.8%
-unsafe-prompt recall at the everyday/edgy caps against 61.3% for pc5 alone
+0.8's prompt classifier is the uniform soup of nine classifiers fine-tuned from
+all-MiniLM-L6-v2: pc5, pc6 (prompt classifiers), rc3 (0.7's classifier of prompts and
+replies) and two short fine-tunes of each (opinion prompts; opinion and medicine prompts):
+74.4% unsafe-prompt recall at the everyday/edgy caps against 61.3% for pc5 alone
 (calibrate_prompt.py; MODEL_CARD.md).
 
 Usage:  python soup.py OUT.pt RUN1.pt RUN2.pt [...]
