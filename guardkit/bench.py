@@ -115,7 +115,9 @@ def _bench_vs_baseline(model: StreamModel, baseline: StreamModel, tokens: int, r
     """Batch-1 step latency of two bundles, alternating step by step on the same host.
 
     Each model steps its own single-token words (their tokenizers may differ), after
-    its own prefill of the same prompt; sizes are the bundles' files on disk.
+    its own prefill of the same prompt; sizes are every file each manifest lists. When
+    both bundles have a prompt classifier, its call on the same prompts is timed too,
+    alternating prompt by prompt (wall median, CPU mean).
     """
     contenders = (("model", model), ("baseline", baseline))
     timings = {name: Timing() for name, _ in contenders}
@@ -129,11 +131,34 @@ def _bench_vs_baseline(model: StreamModel, baseline: StreamModel, tokens: int, r
                 timings[name].samples_ms.append((time.perf_counter() - t0) * 1e3)
     result: dict[str, Any] = {}
     for name, m in contenders:
-        files = [m.path / f for f in (m.manifest.model_file, m.manifest.tokenizer_file)]
         result[name] = {"name": f"{m.manifest.name} {m.manifest.version}", "step": timings[name].to_dict(),
-                        "bundle_mb": round(sum(f.stat().st_size for f in files) / 1e6, 2)}
+                        "bundle_mb": round(sum(entry.bytes for entry in m.manifest.files.values()) / 1e6, 2)}
     result["step_ratio"] = round(timings["model"].median / timings["baseline"].median, 3)
+    if all(getattr(m, "prompt_classifier", None) is not None for _, m in contenders):
+        result["prompt_check"] = _bench_prompt_check(contenders, rounds)
     return result
+
+
+_CHECKED_PROMPTS = (_PROMPT, "how do i bake bread", "write a short story about a dog who learns to swim in the sea",
+                    "what is the history of the printing press and why did it matter so much for science and religion in europe")
+
+
+def _bench_prompt_check(contenders: tuple[tuple[str, StreamModel], ...], rounds: int) -> dict[str, Any]:
+    """The prompt classifier's call (what check_prompt costs) on the same prompts, alternating the contenders prompt by prompt."""
+    timings = {name: Timing() for name, _ in contenders}
+    cpu = {name: 0.0 for name, _ in contenders}
+    rendered = {name: [m.prompt_token_ids(p) for p in _CHECKED_PROMPTS] for name, m in contenders}
+    for _ in range(max(1, rounds) * 10):
+        for i in range(len(_CHECKED_PROMPTS)):
+            for name, m in contenders:
+                w0, c0 = time.perf_counter(), time.process_time()
+                m.classify_prompt([rendered[name][i]])
+                timings[name].samples_ms.append((time.perf_counter() - w0) * 1e3)
+                cpu[name] += time.process_time() - c0
+    out: dict[str, Any] = {name: {**timings[name].to_dict(), "cpu_ms": round(cpu[name] * 1e3 / len(timings[name].samples_ms), 4)}
+                           for name, _ in contenders}
+    out["ratio"] = round(timings["model"].median / timings["baseline"].median, 3)
+    return out
 
 
 def _bench_chunks(model: StreamModel, tokens: int, rounds: int) -> dict[str, Any]:
@@ -593,7 +618,14 @@ def print_report(result: BenchResult, out: TextIO | None = None) -> None:
         w("Batch-1 step, this model vs the baseline bundle (alternating step by step; median / p99 ms, bundle MB):\n")
         for key in ("model", "baseline"):
             w(f"  {v[key]['name']:<28} {v[key]['step']['median_ms']:8.3f} / {v[key]['step']['p99_ms']:8.3f}   {v[key]['bundle_mb']:7.2f} MB\n")
-        w(f"  step ratio (model / baseline) {v['step_ratio']:.3f}x\n\n")
+        w(f"  step ratio (model / baseline) {v['step_ratio']:.3f}x\n")
+        if "prompt_check" in v:
+            pc = v["prompt_check"]
+            w("  prompt check (the classifier's call on 4 prompts, alternating; wall median / CPU mean ms):\n")
+            for key in ("model", "baseline"):
+                w(f"    {v[key]['name']:<26} {pc[key]['median_ms']:8.3f} / {pc[key]['cpu_ms']:8.3f}\n")
+            w(f"    ratio (model / baseline) {pc['ratio']:.3f}x\n")
+        w("\n")
     w("A lone session fed one token per delta (per token; Guard(coalesce=4) releases up to 3 tokens later):\n")
     for name, t in f["coalesce"].items():
         w(f"  {name:<11} wall {t['wall_ms_per_token']:8.3f} ms   CPU {t['cpu_ms_per_token']:8.3f} ms   {t['cpu_vs_coalesce1']:5.2f}x CPU\n")

@@ -108,3 +108,22 @@ def test_report_writers_follow_a_redirected_stdout(tiny_bundle: Path) -> None:
     with contextlib.redirect_stdout(buffer):
         run_demo(Guard(tiny_bundle), delay=0, color=False)
     assert "conversations behaved as expected" in buffer.getvalue()
+
+
+def test_bench_times_the_prompt_check_beside_the_baselines_and_counts_every_graph(tmp_path: Path) -> None:
+    from guardkit.testing import build_tiny_bundle
+
+    split = build_tiny_bundle(tmp_path / "split", prompt_classifier_words={"tea": "violent"}, reply_check_offset=0.0,
+                              reply_classifier_words={"coffee": "violent"})
+    plain = build_tiny_bundle(tmp_path / "plain", prompt_classifier_words={"tea": "violent"})
+    result = run("bench", "--model", str(split), "--baseline-model", str(plain), "--tokens", "16", "--rounds", "1",
+                 "--lengths", "16", "--streams", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    versus = json.loads(result.stdout)["vs_baseline"]
+    sizes = {key: sum(f.stat().st_size for f in bundle.iterdir() if f.name != "guardkit.json") / 1e6
+             for key, bundle in (("model", split), ("baseline", plain))}
+    assert versus["model"]["bundle_mb"] == pytest.approx(sizes["model"], abs=0.01)  # reply.onnx counted too
+    assert versus["model"]["bundle_mb"] > versus["baseline"]["bundle_mb"]
+    check = versus["prompt_check"]
+    assert check["model"]["median_ms"] > 0 and check["baseline"]["cpu_ms"] >= 0
+    assert check["ratio"] == pytest.approx(check["model"]["median_ms"] / check["baseline"]["median_ms"], rel=0.01)
