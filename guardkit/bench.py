@@ -134,7 +134,7 @@ def _bench_vs_baseline(model: StreamModel, baseline: StreamModel, tokens: int, r
         result[name] = {"name": f"{m.manifest.name} {m.manifest.version}", "step": timings[name].to_dict(),
                         "bundle_mb": round(sum(entry.bytes for entry in m.manifest.files.values()) / 1e6, 2)}
     result["step_ratio"] = round(timings["model"].median / timings["baseline"].median, 3)
-    if all(getattr(m, "prompt_classifier", None) is not None for _, m in contenders):
+    if all(m.prompt_classifier is not None for _, m in contenders):
         result["prompt_check"] = _bench_prompt_check(contenders, rounds)
     return result
 

@@ -91,6 +91,11 @@ class PromptModelSpec(BaseModel):
     categories: tuple[str, ...]
     reply_check: ReplyCheckSpec | None = None
 
+    @property
+    def reply_file(self) -> str | None:
+        """The graph that judges replies: ``reply_check.file``, else this one (None: no reply check)."""
+        return None if self.reply_check is None else self.reply_check.file or self.file
+
 
 class Manifest(BaseModel):
     model_config = _CONFIG
@@ -138,8 +143,8 @@ class Manifest(BaseModel):
     def graph_files(self) -> tuple[str, ...]:
         """The ONNX files of the bundle: the stream model, then the prompt model and the reply model if there are."""
         classifier = self.prompt_model
-        reply = classifier.reply_check.file if classifier and classifier.reply_check else None
-        return tuple(dict.fromkeys((self.model_file,) + ((classifier.file,) if classifier else ()) + ((reply,) if reply else ())))
+        files = (self.model_file,) + ((classifier.file, classifier.reply_file) if classifier else ())
+        return tuple(dict.fromkeys(f for f in files if f))
 
 
 def _unsafe_name(name: str) -> str | None:

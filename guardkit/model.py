@@ -144,7 +144,7 @@ class StreamModel:
         load_graph = functools.partial(self._load_graph, device, threads, trt_cache_dir, fp16)
         self.prompt_classifier: PromptClassifier | None = PromptClassifier(self.path, m, load_graph) if m.prompt_model else None
         # the classifier that judges replies (reply check): its own graph when the manifest names one
-        reply_file = m.prompt_model.reply_check.file if m.prompt_model and m.prompt_model.reply_check else None
+        reply_file = m.prompt_model.reply_file if m.prompt_model else None
         self.reply_classifier: PromptClassifier | None = (
             PromptClassifier(self.path, m, load_graph, file=reply_file) if reply_file and reply_file != m.prompt_model.file  # type: ignore[union-attr]
             else self.prompt_classifier)

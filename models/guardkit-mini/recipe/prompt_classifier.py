@@ -174,8 +174,8 @@ def train(args, rows: list[dict] | None = None):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     if rows is None:
-        rows = training_prompts(args.contrast_repeats, args.request_repeats, getattr(args, "constraint_repeats", 0),
-                                getattr(args, "clinc_extra", 0), getattr(args, "opinion_repeats", 0), getattr(args, "medical_repeats", 0))
+        rows = training_prompts(args.contrast_repeats, args.request_repeats, args.constraint_repeats, args.clinc_extra,
+                                args.opinion_repeats, args.medical_repeats)
     rng = random.Random(args.seed)
     counts = np.bincount([r["label"] for r in rows], minlength=3)
     print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts)), flush=True)
