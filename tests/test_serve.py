@@ -156,20 +156,39 @@ def _held(model: RemoteModel) -> int:
 # -- the command line (its own local cluster, in a subprocess; runs before the module's cluster starts) --
 
 
-def test_guardkit_serve_cli_serves_until_interrupted(tmp_path: Path) -> None:
-    bundle = build_tiny_bundle(tmp_path / "bundle", max_positions=128)
-    port = _free_port()
-    command = [sys.executable, "-m", "guardkit", "serve", "--model", str(bundle), "--replicas", "2", "--num-cpus", "0.5",
-               "--threads", "1", "--port", str(port), "--route", "/cli"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+def _serve_cli(bundle: Path, port: int) -> list[str]:
+    return [sys.executable, "-m", "guardkit", "serve", "--model", str(bundle), "--replicas", "2", "--num-cpus", "0.5",
+            "--threads", "1", "--port", str(port), "--route", "/cli"]
+
+
+def _start_serve_cli(bundle: Path, tries: int = 3) -> tuple[subprocess.Popen[str], int]:
+    """Start ``guardkit serve`` and wait for its ready line.
+
+    A port free when picked can be taken by one of the Ray processes starting beside it; the
+    command then exits with a one-line error naming the port, and we try another port.
+    """
+    for _ in range(tries):
+        port = _free_port()
+        process = subprocess.Popen(_serve_cli(bundle, port), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert process.stdout is not None and process.stderr is not None
         lines: list[str] = []
-        assert process.stdout is not None
         for line in process.stdout:  # the command prints its address once the deployment is ready
             lines.append(line)
             if "ready at" in line:
-                break
-        assert f"ready at http://127.0.0.1:{port}/cli" in "".join(lines), "".join(lines)
+                assert f"ready at http://127.0.0.1:{port}/cli" in line, line
+                return process, port
+        process.wait(timeout=60)  # stdout ended: the command exited before it was ready
+        errors = process.stderr.read()
+        last_line = errors.strip().splitlines()[-1] if errors.strip() else ""
+        if f"127.0.0.1:{port}" not in last_line:  # not a port race: a real failure, shown in full
+            raise AssertionError(f"guardkit serve exited {process.returncode} before ready:\n{''.join(lines)}\n{errors[-4000:]}")
+    raise AssertionError(f"guardkit serve found no free port in {tries} tries")
+
+
+def test_guardkit_serve_cli_serves_until_interrupted(tmp_path: Path) -> None:
+    bundle = build_tiny_bundle(tmp_path / "bundle", max_positions=128)
+    process, port = _start_serve_cli(bundle)
+    try:
         local = Guard(StreamModel(bundle, device="cpu", threads=1))
         with RemoteModel(f"http://127.0.0.1:{port}/cli") as model:
             text = "sure first mix the flour and then the bomb detonator explosive"
@@ -180,6 +199,26 @@ def test_guardkit_serve_cli_serves_until_interrupted(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_guardkit_serve_cli_on_a_taken_port_is_one_line_error(tmp_path: Path) -> None:
+    """A taken port is refused before the cluster starts: one line naming it, exit 2, no Ray traceback."""
+    bundle = build_tiny_bundle(tmp_path / "bundle", max_positions=128)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(_serve_cli(bundle, port), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (pick another with --port)"], done.stderr[-2000:]
+    assert done.stdout == ""
+
+
+def test_guardkit_serve_cli_rejects_a_port_out_of_range(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "guardkit", "serve", "--port", "70000"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "must be a port from 1 to 65535, got 70000" in done.stderr and "Traceback" not in done.stderr
 
 
 # -- verdicts through the deployment equal the in-process guard's -----------

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 import threading
 from typing import Any
 
 __all__ = ["add_serve_parser", "cmd_serve"]
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {text}")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -19,6 +30,26 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why Serve's proxy could not bind ``host:port`` here, or None when it can.
+
+    Probed before a local cluster starts, so a taken port is one clear line instead of Ray's
+    proxy traceback after the cluster came up.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"cannot resolve --host {host!r}: {exc.strerror}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the proxy's server does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc} (pick another with --port)"
+    return None
 
 
 def add_serve_parser(sub: Any) -> None:
@@ -35,7 +66,7 @@ def add_serve_parser(sub: Any) -> None:
     serve.add_argument("--address", default=None,
                        help="a running Ray cluster to deploy on ('auto' on one of its nodes); default: start a local one")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP host of Serve's proxy (0.0.0.0 to accept other machines)")
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port of Serve's proxy (default 8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="HTTP port of Serve's proxy (default 8000)")
     serve.add_argument("--name", default="guardkit", help="Serve application name (default guardkit)")
     serve.add_argument("--route", default="/guardkit", help="HTTP route prefix (default /guardkit)")
     serve.add_argument("--threads", type=_count, default=None, help="ONNX Runtime intra-op threads per replica")
@@ -67,10 +98,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions, ttl_s=args.ttl, max_bytes=None if args.max_kv_mb is None else int(args.max_kv_mb * 2**20),
     )
     if args.address is None:
+        taken = _port_in_use(args.host, args.port)
+        if taken is not None:
+            raise UsageError(taken)
         ray.init(include_dashboard=False)
     else:
         ray.init(address=args.address)
-    serve.start(http_options={"host": args.host, "port": args.port})
+    try:
+        serve.start(http_options={"host": args.host, "port": args.port})
+    except Exception as exc:  # Ray reports a proxy that cannot bind as a RayTaskError with a remote traceback
+        if args.address is None:
+            ray.shutdown()
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"Serve's HTTP proxy did not start on {args.host}:{args.port}: {reason}") from None
     run(options, name=args.name, route_prefix=args.route)
     url = f"http://{args.host}:{args.port}{args.route}"
     print(f"guardkit serve: {args.replicas} replica(s) of {args.model or 'guardkit-mini'} on {args.device}, ready at {url}", flush=True)
