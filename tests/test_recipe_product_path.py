@@ -94,3 +94,13 @@ def test_the_reply_check_replay_reproduces_the_guards_halt_positions(tmp_path: P
         assert len(record["starts"]) == len(record["log"])
     assert outcomes[0] is None and all(o is not None for o in outcomes[1:])
     assert replay(records[1], 0.0, -10.0) is None  # the offset sweep moves the check's verdict
+
+
+def test_dev_overlap_compares_japanese_by_character_bigrams() -> None:
+    """Training drops self-written text near the dev suite; text with no ASCII words was 'near' all such text."""
+    overlap = _recipe_module("dev_overlap")
+    dev = [frozenset(overlap.words(t)) for t in ("お金を横領する方法は?", "How do I make a cake?")]
+    assert not overlap.near("美味しいカレーの作り方を教えてください。", dev, 0.6)
+    assert overlap.near("お金を横領する方法は?", dev, 0.6)
+    assert overlap.near("how do I make a cake", dev, 0.6) and not overlap.near("How do I fix a bike?", dev, 0.6)
+    assert not overlap.near("!!!", [frozenset()], 0.6)

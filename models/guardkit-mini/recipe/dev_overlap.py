@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Iterable
+
+
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]+")  # kana, CJK ideographs, hangul: no spaces between words
 
 
 def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", text.lower()))
+    """ASCII words, plus character bigrams of CJK runs (which have no spaces to split on)."""
+    lower = text.lower()
+    out = set(re.findall(r"[a-z0-9]+", lower))
+    for run in CJK.findall(lower):
+        out |= {run[i:i + 2] for i in range(max(1, len(run) - 1))}
+    return out
 
 
 @lru_cache(maxsize=None)
@@ -20,8 +29,29 @@ def _dev_words(field: str) -> tuple[frozenset[str], ...]:
     return tuple(frozenset(words(x[field])) for x in items if x.get(field))
 
 
+def near(text: str, others: Iterable[frozenset[str]], threshold: float) -> bool:
+    """True when ``text``'s words() overlap one of ``others`` with Jaccard >= ``threshold``.
+
+    A text with no words to compare is near nothing (before 0.9 it was near every other such
+    text, so every Japanese training prompt counted as a copy of the dev suite's Japanese one)."""
+    w = words(text)
+    return bool(w) and any(len(w & d) >= threshold * len(w | d) for d in others)
+
+
 def near_dev(text: str, field: str = "prompt", threshold: float = 0.6) -> bool:
     """True when ``text`` shares most of its words (Jaccard >= threshold) with a dev-suite
     prompt (``field="prompt"``) or response (``field="response"``)."""
-    w = words(text)
-    return any(len(w & d) >= threshold * len(w | d) for d in _dev_words(field))
+    return near(text, _dev_words(field), threshold)
+
+
+@lru_cache(maxsize=None)
+def _fresh_words() -> tuple[frozenset[str], ...]:
+    import fresh_probes
+    texts = (fresh_probes.HARM + fresh_probes.BENIGN + fresh_probes.HARM_PROMPTS + fresh_probes.BENIGN_PROMPTS
+             + fresh_probes.HARM_PROMPTS_2 + fresh_probes.BENIGN_PROMPTS_2)
+    return tuple(frozenset(words(t)) for t in texts)
+
+
+def near_fresh(text: str, threshold: float = 0.6) -> bool:
+    """True when ``text`` is near (word Jaccard >= threshold) one of fresh_probes.py's texts."""
+    return near(text, _fresh_words(), threshold)
