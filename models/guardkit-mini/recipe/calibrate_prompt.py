@@ -58,13 +58,14 @@ def main() -> None:
     kinds = np.array([unsafe_prompt_kinds.kind(t) for t in texts["prompt.unsafe"]])
     p = {g: worst_p_unsafe(model, t) for g, t in texts.items()}
     best = None
-    print("offset  everyday  edgy    unsafe  (harmful requests)  StrongREJECT (seen by 0.2)")
+    print("offset  everyday  edgy    unsafe  (harmful requests) (all but medical self-care)  StrongREJECT (seen by 0.2)")
     for offset in np.round(np.arange(-3.0, 2.001, 0.125), 3):
         rate = {g: float(np.mean(shifted(v, offset) >= 0.5)) for g, v in p.items()}
         harmful = float(np.mean(shifted(p["prompt.unsafe"], offset)[kinds == "harmful request"] >= 0.5))
+        not_medical = float(np.mean(shifted(p["prompt.unsafe"], offset)[kinds != "medical self-care"] >= 0.5))
         ok = rate["prompt.everyday"] <= args.max_everyday and rate["prompt.edgy"] <= args.max_edgy
         print(f"{offset:+6.3f}  {rate['prompt.everyday']:7.1%}  {rate['prompt.edgy']:6.1%}  {rate['prompt.unsafe']:6.1%}  ({harmful:6.1%})"
-              f"            {rate['seen.prompt.unsafe.strongreject']:6.1%}{'  ok' if ok else ''}")
+              f"            ({not_medical:6.1%})                 {rate['seen.prompt.unsafe.strongreject']:6.1%}{'  ok' if ok else ''}")
         if ok and (best is None or rate["prompt.unsafe"] > best[1]):
             best = (offset, rate["prompt.unsafe"])
     if best is None:

@@ -43,15 +43,3 @@ def near_dev(text: str, field: str = "prompt", threshold: float = 0.6) -> bool:
     prompt (``field="prompt"``) or response (``field="response"``)."""
     return near(text, _dev_words(field), threshold)
 
-
-@lru_cache(maxsize=None)
-def _fresh_words() -> tuple[frozenset[str], ...]:
-    import fresh_probes
-    texts = (fresh_probes.HARM + fresh_probes.BENIGN + fresh_probes.HARM_PROMPTS + fresh_probes.BENIGN_PROMPTS
-             + fresh_probes.HARM_PROMPTS_2 + fresh_probes.BENIGN_PROMPTS_2)
-    return tuple(frozenset(words(t)) for t in texts)
-
-
-def near_fresh(text: str, threshold: float = 0.6) -> bool:
-    """True when ``text`` is near (word Jaccard >= threshold) one of fresh_probes.py's texts."""
-    return near(text, _fresh_words(), threshold)

@@ -113,8 +113,7 @@ def encode(tok, texts: list[str]):
 
 
 def training_prompts(contrast_repeats: int = 2, request_repeats: int = 0, constraint_repeats: int = 0,
-                     clinc_extra: int = 0, opinion_repeats: int = 0, medical_repeats: int = 0,
-                     targeted_repeats: int = 0) -> list[dict]:
+                     clinc_extra: int = 0, opinion_repeats: int = 0, medical_repeats: int = 0) -> list[dict]:
     """The corpus' labelled train-split prompts, de-duplicated (first label wins), plus the self-written
     contrast prompts (contrast_prompts.py) ``contrast_repeats`` times, the self-written direct
     requests (request_prompts.py, 0.5) ``request_repeats`` times, the self-written format-constrained
@@ -146,11 +145,6 @@ def training_prompts(contrast_repeats: int = 2, request_repeats: int = 0, constr
         from contrast_prompts import medical_prompts
         from dev_overlap import near_dev
         rows += own([r for r in medical_prompts() if not near_dev(r[0], "prompt")], "self-written-medical") * medical_repeats
-    if targeted_repeats:
-        from dev_overlap import near_dev, near_fresh
-        from targeted_prompts import targeted_prompts
-        targeted = [r for r in targeted_prompts() if not near_dev(r[0], "prompt") and not near_fresh(r[0])]
-        rows += own(targeted, "self-written-targeted") * targeted_repeats
     seen = {" ".join(r["text"].lower().split()) for r in rows}
     for line in open(os.path.join(WORK, "corpus.jsonl"), encoding="utf-8"):
         x = json.loads(line)
@@ -181,7 +175,7 @@ def train(args, rows: list[dict] | None = None):
     torch.set_num_threads(args.threads)
     if rows is None:
         rows = training_prompts(args.contrast_repeats, args.request_repeats, args.constraint_repeats, args.clinc_extra,
-                                args.opinion_repeats, args.medical_repeats, args.targeted_repeats)
+                                args.opinion_repeats, args.medical_repeats)
     rng = random.Random(args.seed)
     counts = np.bincount([r["label"] for r in rows], minlength=3)
     print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts)), flush=True)
@@ -367,8 +361,6 @@ def main():
     t.add_argument("--constraint-repeats", type=int, default=0, help="times the self-written constrained/pretext prompts are in the data (0.6: 2)")
     t.add_argument("--clinc-extra", type=int, default=0, help="CLINC150 queries added beyond the corpus' sample (0.6: 4000)")
     t.add_argument("--opinion-repeats", type=int, default=0, help="times the self-written opinion prompts are in the data (0.8)")
-    t.add_argument("--targeted-repeats", type=int, default=0,
-                   help="times the self-written prompts of targeted_prompts.py are in the data (0.9)")
     t.add_argument("--medical-repeats", type=int, default=0, help="times the self-written medicine and pregnancy prompts are in the data (0.8)")
     e = sub.add_parser("eval")
     e.add_argument("--ckpt", required=True)
