@@ -33,7 +33,7 @@ def near(text: str, others: Iterable[frozenset[str]], threshold: float) -> bool:
     """True when ``text``'s words() overlap one of ``others`` with Jaccard >= ``threshold``.
 
     A text with no words to compare is near nothing (before 0.9 it was near every other such
-    text, so every Japanese training prompt counted as a copy of the dev suite's Japanese one)."""
+    text, so any Japanese training prompt would count as a copy of the dev suite's Japanese one)."""
     w = words(text)
     return bool(w) and any(len(w & d) >= threshold * len(w | d) for d in others)
 
