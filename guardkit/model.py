@@ -144,10 +144,9 @@ class StreamModel:
         load_graph = functools.partial(self._load_graph, device, threads, trt_cache_dir, fp16)
         self.prompt_classifier: PromptClassifier | None = PromptClassifier(self.path, m, load_graph) if m.prompt_model else None
         # the classifier that judges replies (reply check): its own graph when the manifest names one
-        reply_file = m.prompt_model.reply_file if m.prompt_model else None
-        self.reply_classifier: PromptClassifier | None = (
-            PromptClassifier(self.path, m, load_graph, file=reply_file) if reply_file and reply_file != m.prompt_model.file  # type: ignore[union-attr]
-            else self.prompt_classifier)
+        self.reply_classifier: PromptClassifier | None = self.prompt_classifier
+        if m.prompt_model is not None and m.prompt_model.reply_file not in (None, m.prompt_model.file):
+            self.reply_classifier = PromptClassifier(self.path, m, load_graph, file=m.prompt_model.reply_file)
         # the categories prompt verdicts are read in: the classifier's when the bundle has one
         self.prompt_categories: tuple[str, ...] = self.prompt_classifier.categories if self.prompt_classifier else (m.prompt_categories or ())
         self._risk_order = np.array([m.risk_labels.index(level) for level in RISK_LEVELS])

@@ -109,7 +109,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # Ray reports a proxy that cannot bind as a RayTaskError with a remote traceback
         if args.address is None:
             ray.shutdown()
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        lines = str(exc).strip().splitlines()
+        reason = lines[-1] if lines else type(exc).__name__
         raise UsageError(f"Serve's HTTP proxy did not start on {args.host}:{args.port}: {reason}") from None
     run(options, name=args.name, route_prefix=args.route)
     url = f"http://{args.host}:{args.port}{args.route}"

@@ -61,8 +61,9 @@ def main() -> None:
     print("offset  everyday  edgy    unsafe  (harmful requests) (all but medical self-care)  StrongREJECT (seen by 0.2)")
     for offset in np.round(np.arange(-3.0, 2.001, 0.125), 3):
         rate = {g: float(np.mean(shifted(v, offset) >= 0.5)) for g, v in p.items()}
-        harmful = float(np.mean(shifted(p["prompt.unsafe"], offset)[kinds == "harmful request"] >= 0.5))
-        not_medical = float(np.mean(shifted(p["prompt.unsafe"], offset)[kinds != "medical self-care"] >= 0.5))
+        refused = shifted(p["prompt.unsafe"], offset) >= 0.5
+        harmful = float(np.mean(refused[kinds == "harmful request"]))
+        not_medical = float(np.mean(refused[kinds != "medical self-care"]))
         ok = rate["prompt.everyday"] <= args.max_everyday and rate["prompt.edgy"] <= args.max_edgy
         print(f"{offset:+6.3f}  {rate['prompt.everyday']:7.1%}  {rate['prompt.edgy']:6.1%}  {rate['prompt.unsafe']:6.1%}  ({harmful:6.1%})"
               f"            ({not_medical:6.1%})                 {rate['seen.prompt.unsafe.strongreject']:6.1%}{'  ok' if ok else ''}")

@@ -99,9 +99,11 @@ def quantise(src: str, dst: str, bits: int = 4, block: int = 16, symmetric: bool
     for node in list(model.graph.node):
         if node.op_type == "Gather" and node.input[0] in inits:
             w = numpy_helper.to_array(inits[node.input[0]])
-            if w.ndim == 2 and w.shape[0] > 10000 and w.dtype == np.float32 and embeddings == "int8":
+            if not (w.ndim == 2 and w.shape[0] > 10000 and w.dtype == np.float32):
+                continue
+            if embeddings == "int8":
                 _int8_rows(model, node, inits[node.input[0]], w)
-            elif w.ndim == 2 and w.shape[0] > 10000 and w.dtype == np.float32:
+            else:
                 name16 = node.input[0] + "_fp16"
                 model.graph.initializer.remove(inits[node.input[0]])
                 model.graph.initializer.append(numpy_helper.from_array(w.astype(np.float16), name16))
@@ -113,7 +115,6 @@ def quantise(src: str, dst: str, bits: int = 4, block: int = 16, symmetric: bool
                                                                   name=node.name + "_cast"))
     onnx.save(model, dst)
     print("quantised", dst, os.path.getsize(dst) // 1024, "KiB")
-
 
 
 def _int8_rows(model, node, init, w: np.ndarray) -> None:
