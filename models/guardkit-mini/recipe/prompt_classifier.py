@@ -38,12 +38,19 @@ from model import PROMPT_CATEGORIES, RISK_LABELS, backbone_dir  # noqa: E402
 
 
 class PromptClassifier(nn.Module):
-    """MiniLM-L6 (bidirectional) → mean pool → LayerNorm(W h) → risk (3) and category (8) logits."""
+    """MiniLM-L6 (bidirectional) → mean pool → LayerNorm(W h) → risk (3) and category (8) logits.
 
-    def __init__(self):
+    The encoder is whatever ``backbone_dir()`` holds (all-MiniLM-L6-v2 unless
+    $GUARDKIT_BACKBONE_DIR names another folder with a config, weights and tokenizer.json):
+    the 0.10 session fine-tuned all-mpnet-base-v2 this way to measure what a larger encoder
+    gives on the dev suite.  Only the MiniLM classifier exports (export.py reads BERT weights)."""
+
+    def __init__(self, freeze_embeddings: bool = False):
         super().__init__()
-        from transformers import BertModel
-        self.encoder = BertModel.from_pretrained(backbone_dir(), add_pooling_layer=False)
+        from transformers import AutoModel
+        self.encoder = AutoModel.from_pretrained(backbone_dir(), add_pooling_layer=False)
+        if freeze_embeddings:
+            self.encoder.embeddings.requires_grad_(False)
         hidden = self.encoder.config.hidden_size
         self.pre = nn.Linear(hidden, hidden)
         self.norm = nn.LayerNorm(hidden)
@@ -83,11 +90,11 @@ class StreamPromptClassifier(nn.Module):
         return risk[rows, last], cat[rows, last]
 
 
-def build_model(arch: str, init_ckpt: str | None = None) -> nn.Module:
+def build_model(arch: str, init_ckpt: str | None = None, freeze_embeddings: bool = False) -> nn.Module:
     """--arch bidirectional starts from the backbone, or from a classifier checkpoint given as ``init_ckpt``."""
     if arch != "bidirectional":
         return StreamPromptClassifier(init_ckpt)
-    model = PromptClassifier()
+    model = PromptClassifier(freeze_embeddings)
     if init_ckpt:
         model.load_state_dict(torch.load(init_ckpt, weights_only=False)["model"])
     return model
@@ -180,7 +187,7 @@ def train(args, rows: list[dict] | None = None):
     counts = np.bincount([r["label"] for r in rows], minlength=3)
     print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts)), flush=True)
     tok = tokenizer(args.max_len)
-    model = build_model(args.arch, args.init)
+    model = build_model(args.arch, args.init, args.freeze_embeddings)
     is_head = lambda n: not (n.startswith("encoder.") or (n.startswith("m.") and "_head." not in n))  # noqa: E731
     opt = torch.optim.AdamW([{"params": [p for n, p in model.named_parameters() if not is_head(n)], "lr": args.lr},
                              {"params": [p for n, p in model.named_parameters() if is_head(n)], "lr": args.head_lr}], weight_decay=0.01)
@@ -354,6 +361,7 @@ def main():
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--freeze-embeddings", action="store_true", help="keep the encoder's embedding layer fixed (a larger encoder's optimizer step on this CPU)")
     t.add_argument("--arch", choices=["bidirectional", "stream"], default="bidirectional")
     t.add_argument("--init", help="--arch stream: a training checkpoint of the stream model (e.g. work/v03a_final.pt)")
     t.add_argument("--contrast-repeats", type=int, default=2, help="times the self-written contrast prompts are in the data")
