@@ -38,12 +38,11 @@ from model import PROMPT_CATEGORIES, RISK_LABELS, backbone_dir  # noqa: E402
 
 
 class PromptClassifier(nn.Module):
-    """MiniLM-L6 (bidirectional) → mean pool → LayerNorm(W h) → risk (3) and category (8) logits.
+    """Encoder (bidirectional) → mean pool → LayerNorm(W h) → risk (3) and category (8) logits.
 
-    The encoder is whatever ``backbone_dir()`` holds (all-MiniLM-L6-v2 unless
-    $GUARDKIT_BACKBONE_DIR names another folder with a config, weights and tokenizer.json):
-    the 0.10 session fine-tuned all-mpnet-base-v2 this way to measure what a larger encoder
-    gives on the dev suite.  Only the MiniLM classifier exports (export.py reads BERT weights)."""
+    The encoder is ``backbone_dir()``'s: all-MiniLM-L6-v2, unless $GUARDKIT_BACKBONE_DIR names
+    another folder with a config, weights and tokenizer.json (the model card's "A larger
+    encoder").  Only BERT-shaped encoders export (export.py)."""
 
     def __init__(self, freeze_embeddings: bool = False):
         super().__init__()
@@ -361,7 +360,7 @@ def main():
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true")
-    t.add_argument("--freeze-embeddings", action="store_true", help="keep the encoder's embedding layer fixed (a larger encoder's optimizer step on this CPU)")
+    t.add_argument("--freeze-embeddings", action="store_true", help="--arch bidirectional: keep the encoder's embedding layer fixed (less optimizer work for a larger encoder)")
     t.add_argument("--arch", choices=["bidirectional", "stream"], default="bidirectional")
     t.add_argument("--init", help="--arch stream: a training checkpoint of the stream model (e.g. work/v03a_final.pt)")
     t.add_argument("--contrast-repeats", type=int, default=2, help="times the self-written contrast prompts are in the data")
