@@ -72,6 +72,36 @@ def state_dict_from_onnx(path: str) -> dict[str, torch.Tensor]:
     return sd
 
 
+def classifier_state_dict_from_onnx(path: str) -> dict[str, torch.Tensor]:
+    """A bundle's ``prompt.onnx`` or ``reply.onnx`` -> a ``prompt_classifier.PromptClassifier`` state dict.
+
+    4-bit encoder MatMuls are dequantised as above; the int8 word embeddings are widened row by
+    row (int8 * per-row scale, as export.quantise stores them); the heads are fp32 Gemms already in
+    nn.Linear layout.  The unsafe-logit offset lives in the graph's own ``offset`` initializer, not in
+    the weights, so nothing is undone here: re-export with ``--unsafe-offset`` to bake one again."""
+    m = onnx.load(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    sd: dict[str, torch.Tensor] = {}
+    for node in m.graph.node:
+        if node.op_type == "MatMulNBits" and node.name.startswith("/m/"):
+            key = node.name[3:].rsplit("/", 1)[0].replace("/", ".") + ".weight"
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            zero_points = inits[node.input[3]] if len(node.input) > 3 and node.input[3] else None
+            sd[key] = torch.from_numpy(dequantise(inits[node.input[1]], inits[node.input[2]], attrs["N"], attrs["K"],
+                                                  attrs["block_size"], zero_points))
+    for name, arr in inits.items():
+        if not name.startswith("m."):
+            continue
+        if name.endswith(".weight_int8"):
+            scale = inits[name[: -len("_int8")] + "_scale"]
+            sd[name[2: -len("_int8")]] = torch.from_numpy(arr.astype(np.float32) * scale)
+        elif name.endswith(".weight_fp16"):
+            sd[name[2: -len("_fp16")]] = torch.from_numpy(arr.astype(np.float32))
+        elif not name.endswith("_scale"):
+            sd[name[2:]] = torch.from_numpy(arr.astype(np.float32))
+    return sd
+
+
 def main():
     src, out = sys.argv[1], sys.argv[2]
     sd = state_dict_from_onnx(src)

@@ -182,9 +182,12 @@ def train(args, rows: list[dict] | None = None):
     if rows is None:
         rows = training_prompts(args.contrast_repeats, args.request_repeats, args.constraint_repeats, args.clinc_extra,
                                 args.opinion_repeats, args.medical_repeats)
+    if args.soft:
+        rows = with_teacher_logits(rows, args.soft)
     rng = random.Random(args.seed)
-    counts = np.bincount([r["label"] for r in rows], minlength=3)
-    print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts)), flush=True)
+    counts = np.bincount([r["label"] for r in rows if r["label"] >= 0], minlength=3)
+    print(f"{len(rows)} prompts: " + ", ".join(f"{RISK_LABELS[i]} {c}" for i, c in enumerate(counts))
+          + f", teacher-only {sum(r['label'] < 0 for r in rows)}", flush=True)
     tok = tokenizer(args.max_len)
     model = build_model(args.arch, args.init, args.freeze_embeddings)
     is_head = lambda n: not (n.startswith("encoder.") or (n.startswith("m.") and "_head." not in n))  # noqa: E731
@@ -220,7 +223,7 @@ def train(args, rows: list[dict] | None = None):
         y = torch.tensor([r["label"] for r in batch])
         yc = torch.tensor([r["cat"] for r in batch])
         risk, cat = model(ids, mask)
-        loss = F.cross_entropy(risk, y, weight=weights, label_smoothing=0.05)
+        loss = risk_loss(risk, y, weights, [r.get("soft") for r in batch], args.kd_weight, args.kd_temp)
         if (yc >= 0).any():
             loss = loss + 0.5 * F.cross_entropy(cat[yc >= 0], yc[yc >= 0])
         opt.zero_grad()
@@ -233,6 +236,39 @@ def train(args, rows: list[dict] | None = None):
             torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=step,
                             args=vars(args)), ckpt_path)
     print(f"done: {ckpt_path}", flush=True)
+
+
+def with_teacher_logits(rows: list[dict], path: str) -> list[dict]:
+    """Attach a teacher's risk logits (teacher_labels.py's JSON lines) to ``rows`` by text, and add the
+    texts the teacher labelled that ``rows`` lack (hh-rlhf first turns) as teacher-only rows (label -1)."""
+    soft = {}
+    for line in open(path, encoding="utf-8"):
+        if line.strip():
+            x = json.loads(line)
+            soft[x["text"]] = (x["logits"], x["source"])
+    have = {r["text"] for r in rows}
+    missing = have - soft.keys()
+    if missing:
+        raise SystemExit(f"{path} lacks teacher logits for {len(missing)} training prompts (run teacher_labels.py to the end)")
+    out = [dict(r, soft=soft[r["text"]][0]) for r in rows]
+    out += [dict(text=t, label=-1, cat=-1, source=src, soft=z) for t, (z, src) in soft.items() if t not in have]
+    return out
+
+
+def risk_loss(risk, y, weights, soft: list, kd_weight: float, kd_temp: float):
+    """Cross-entropy on the hard labels (rows with label >= 0), mixed with ``kd_weight`` of the
+    temperature-scaled KL divergence to the teacher's distribution (rows that have one): the usual
+    distillation loss, T² keeping its gradients on the hard loss' scale."""
+    hard = y >= 0
+    loss = risk.new_zeros(())
+    if hard.any():
+        loss = F.cross_entropy(risk[hard], y[hard], weight=weights, label_smoothing=0.05) * (1.0 - kd_weight)
+    has = torch.tensor([s is not None for s in soft])
+    if kd_weight and has.any():
+        teacher = torch.tensor([s for s in soft if s is not None], dtype=risk.dtype)
+        kl = F.kl_div(F.log_softmax(risk[has] / kd_temp, -1), F.log_softmax(teacher / kd_temp, -1), log_target=True, reduction="batchmean")
+        loss = loss + kd_weight * kd_temp ** 2 * kl
+    return loss
 
 
 @torch.no_grad()
@@ -361,6 +397,9 @@ def main():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true")
     t.add_argument("--freeze-embeddings", action="store_true", help="--arch bidirectional: keep the encoder's embedding layer fixed (less optimizer work for a larger encoder)")
+    t.add_argument("--soft", help="a teacher's logits (teacher_labels.py): distil with --kd-weight of the loss")
+    t.add_argument("--kd-weight", type=float, default=0.0, help="share of the loss that matches the teacher (with --soft; 0: hard labels only)")
+    t.add_argument("--kd-temp", type=float, default=2.0, help="distillation temperature")
     t.add_argument("--arch", choices=["bidirectional", "stream"], default="bidirectional")
     t.add_argument("--init", help="--arch stream: a training checkpoint of the stream model (e.g. work/v03a_final.pt)")
     t.add_argument("--contrast-repeats", type=int, default=2, help="times the self-written contrast prompts are in the data")
