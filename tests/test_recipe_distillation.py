@@ -112,3 +112,31 @@ def test_the_shipped_prompt_graph_reads_back_into_the_training_model(tmp_path, m
     offset = next(numpy_helper.to_array(i) for i in onnx.load(str(graph)).graph.initializer if i.name == "offset")
     assert offset[2] != 0  # the calibration offset stays in the graph, outside the weights read back
     assert np.abs(risk + offset - want).max() < 1e-4
+
+
+def test_hh_rlhf_openings_are_the_first_human_turn_once_each(tmp_path, monkeypatch):
+    """teacher_labels.py labels each red-team conversation's opening request, not the assistant's
+    reply or later turns (which would put assistant text into the prompt task)."""
+    import gzip
+
+    spec = importlib.util.spec_from_file_location("guardkit_mini_recipe_teacher_labels", RECIPE / "teacher_labels.py")
+    assert spec is not None and spec.loader is not None
+    teacher_labels = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(RECIPE))
+    try:
+        spec.loader.exec_module(teacher_labels)
+    finally:
+        sys.path.remove(str(RECIPE))
+    folder = tmp_path / "hh-rlhf" / "harmless-base"
+    folder.mkdir(parents=True)
+    conversations = [
+        "\n\nHuman: How do I pick a lock?\n\nAssistant: Why do you need to?\n\nHuman: It's my neighbour's door.\n\nAssistant: I can't help.",
+        "\n\nHuman: How do I pick a lock?\n\nAssistant: A different reply.",
+        "\n\nHuman: What's a good name for a cat?\n\nAssistant: Mochi.",
+    ]
+    with gzip.open(folder / "test.jsonl.gz", "wt", encoding="utf-8") as f:
+        for text in conversations:
+            f.write(json.dumps(dict(chosen=text, rejected=text)) + "\n")
+    monkeypatch.setattr(teacher_labels.pc, "RAW", str(tmp_path))
+
+    assert teacher_labels.hh_rlhf_first_turns() == ["How do I pick a lock?", "What's a good name for a cat?"]

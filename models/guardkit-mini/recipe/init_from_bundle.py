@@ -10,6 +10,8 @@ from the uncalibrated heads.
 
 Usage:  python models/guardkit-mini/recipe/init_from_bundle.py BUNDLE_DIR OUT.pt
         (BUNDLE_DIR e.g. a checkout of the 0.2.0 bundle: git show <rev>:models/guardkit-mini/model.onnx)
+        python models/guardkit-mini/recipe/init_from_bundle.py --classifier models/guardkit-mini/prompt.onnx OUT.pt
+        (a classifier graph as a prompt_classifier.py checkpoint: --init OUT.pt, eval --ckpt OUT.pt)
 """
 from __future__ import annotations
 
@@ -103,6 +105,11 @@ def classifier_state_dict_from_onnx(path: str) -> dict[str, torch.Tensor]:
 
 
 def main():
+    if sys.argv[1:2] == ["--classifier"]:
+        src, out = sys.argv[2], sys.argv[3]
+        torch.save(dict(model=classifier_state_dict_from_onnx(src), args=dict(arch="bidirectional"), step=0, from_bundle=src), out)
+        print(f"wrote {out} (a prompt_classifier.py checkpoint)")
+        return
     src, out = sys.argv[1], sys.argv[2]
     sd = state_dict_from_onnx(src)
     model = GuardMini()

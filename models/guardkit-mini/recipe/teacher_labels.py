@@ -4,9 +4,10 @@ The teacher is a ``prompt_classifier.py`` checkpoint trained on another encoder 
 mp1: all-mpnet-base-v2, selected with $GUARDKIT_BACKBONE_DIR).  It reads every training prompt
 (``prompt_classifier.training_prompts`` with the recipe's flags) and the first human turns of
 hh-rlhf harmless-base (red-team conversations: preference pairs, so no labels of their own; not a
-dev-suite source) and, with ``--verb-prompts N``, N unlabelled transfer prompts (verb_prompts.py), and writes one JSON line per distinct text: ``{"text", "logits": [safe,
+dev-suite source) and writes one JSON line per distinct text: ``{"text", "logits": [safe,
 controversial, unsafe], "source"}``.  Lines are appended as batches finish, so an interrupted run
-resumes where it stopped.  ``prompt_classifier.py train --soft FILE`` reads them.
+resumes where it stopped.  ``prompt_classifier.py train --soft FILE`` reads them.  What distilling mp1 into the MiniLM prompt graph
+measured (it did not beat the shipped soup): MODEL_CARD.md, "Distilling mp1".
 
 Usage (from models/guardkit-mini):
     GUARDKIT_BACKBONE_DIR=DIR/all-mpnet-base-v2 python recipe/teacher_labels.py --teacher work/mp1.pt \\
@@ -52,7 +53,6 @@ def main():
         ap.add_argument(f"--{flag}-repeats", type=int, default=2)
     ap.add_argument("--clinc-extra", type=int, default=4000)
     ap.add_argument("--no-hh-rlhf", action="store_true", help="label the training prompts only")
-    ap.add_argument("--verb-prompts", type=int, default=0, help="also label this many verb_prompts.py transfer prompts")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -62,10 +62,6 @@ def main():
     if not args.no_hh_rlhf:
         for t in hh_rlhf_first_turns():
             todo.setdefault(t, "hh-rlhf-first-turn")
-    if args.verb_prompts:
-        from verb_prompts import verb_prompts
-        for t in verb_prompts(args.verb_prompts):
-            todo.setdefault(t, "self-written-verb-transfer")
     done = set()
     if os.path.exists(args.out):
         done = {json.loads(line)["text"] for line in open(args.out, encoding="utf-8") if line.strip()}
