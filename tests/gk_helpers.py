@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def recipe_module(name: str) -> ModuleType:
+    """Load one guardkit-mini recipe script by path; its sibling imports resolve while it loads, then the path goes."""
+    import importlib.util
+    import sys
+
+    recipe = REPO / "models" / "guardkit-mini" / "recipe"
+    spec = importlib.util.spec_from_file_location(f"guardkit_mini_recipe_{name}", recipe / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(recipe))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(recipe))
+    return module
 
 
 def shipped_bundles() -> list[Path]:

@@ -8,32 +8,17 @@ says.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from gk_helpers import REPO, recipe_module
 
 torch = pytest.importorskip("torch")
-import torch.nn.functional as F  # noqa: E402
+import torch.nn.functional as F
 
-RECIPE = Path(__file__).resolve().parents[1] / "models" / "guardkit-mini" / "recipe"
+RECIPE = REPO / "models" / "guardkit-mini" / "recipe"
 
-
-def _prompt_classifier():
-    spec = importlib.util.spec_from_file_location("guardkit_mini_recipe_prompt_classifier", RECIPE / "prompt_classifier.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(RECIPE))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(RECIPE))
-    return module
-
-
-pc = _prompt_classifier()
+pc = recipe_module("prompt_classifier")
 WEIGHTS = torch.tensor([1.0, 1.0, 1.0])
 
 
@@ -60,22 +45,22 @@ def test_teacher_only_rows_count_in_the_distillation_term_only():
 
 def test_teacher_logits_attach_by_text_and_add_teacher_only_prompts(tmp_path):
     soft = tmp_path / "soft.jsonl"
-    lines = [dict(text="how do I bake bread", logits=[3.0, 0.0, -3.0], source="clinc150"),
-             dict(text="an hh-rlhf opening turn", logits=[0.0, 0.0, 1.0], source="hh-rlhf-first-turn")]
+    lines = [{"text": "how do I bake bread", "logits": [3.0, 0.0, -3.0], "source": "clinc150"},
+             {"text": "an hh-rlhf opening turn", "logits": [0.0, 0.0, 1.0], "source": "hh-rlhf-first-turn"}]
     soft.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
-    rows = [dict(text="how do I bake bread", label=0, cat=-1, source="clinc150")] * 2
+    rows = [{"text": "how do I bake bread", "label": 0, "cat": -1, "source": "clinc150"}] * 2
 
     out = pc.with_teacher_logits(rows, str(soft))
 
     assert [r["soft"] for r in out[:2]] == [[3.0, 0.0, -3.0]] * 2
-    assert out[2] == dict(text="an hh-rlhf opening turn", label=-1, cat=-1, source="hh-rlhf-first-turn", soft=[0.0, 0.0, 1.0])
+    assert out[2] == {"text": "an hh-rlhf opening turn", "label": -1, "cat": -1, "source": "hh-rlhf-first-turn", "soft": [0.0, 0.0, 1.0]}
 
 
 def test_a_training_prompt_without_teacher_logits_is_refused(tmp_path):
     soft = tmp_path / "soft.jsonl"
-    soft.write_text(json.dumps(dict(text="other", logits=[0.0, 0.0, 0.0], source="x")) + "\n", encoding="utf-8")
+    soft.write_text(json.dumps({"text": "other", "logits": [0.0, 0.0, 0.0], "source": "x"}) + "\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="lacks teacher logits for 1 training prompts"):
-        pc.with_teacher_logits([dict(text="unlabelled by the teacher", label=0, cat=-1, source="s")], str(soft))
+        pc.with_teacher_logits([{"text": "unlabelled by the teacher", "label": 0, "cat": -1, "source": "s"}], str(soft))
 
 
 def test_the_shipped_prompt_graph_reads_back_into_the_training_model(tmp_path, monkeypatch):
@@ -91,11 +76,7 @@ def test_the_shipped_prompt_graph_reads_back_into_the_training_model(tmp_path, m
     BertModel(BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
                          intermediate_size=1536), add_pooling_layer=False).save_pretrained(tmp_path)
     monkeypatch.setenv("GUARDKIT_BACKBONE_DIR", str(tmp_path))
-    sys.path.insert(0, str(RECIPE))
-    try:
-        from init_from_bundle import classifier_state_dict_from_onnx
-    finally:
-        sys.path.remove(str(RECIPE))
+    classifier_state_dict_from_onnx = recipe_module("init_from_bundle").classifier_state_dict_from_onnx
     graph = RECIPE.parent / "prompt.onnx"
     model = pc.PromptClassifier()
     model.load_state_dict(classifier_state_dict_from_onnx(str(graph)))  # strict: every weight accounted for
@@ -119,14 +100,7 @@ def test_hh_rlhf_openings_are_the_first_human_turn_once_each(tmp_path, monkeypat
     reply or later turns (which would put assistant text into the prompt task)."""
     import gzip
 
-    spec = importlib.util.spec_from_file_location("guardkit_mini_recipe_teacher_labels", RECIPE / "teacher_labels.py")
-    assert spec is not None and spec.loader is not None
-    teacher_labels = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(RECIPE))
-    try:
-        spec.loader.exec_module(teacher_labels)
-    finally:
-        sys.path.remove(str(RECIPE))
+    teacher_labels = recipe_module("teacher_labels")
     folder = tmp_path / "hh-rlhf" / "harmless-base"
     folder.mkdir(parents=True)
     conversations = [
@@ -136,7 +110,7 @@ def test_hh_rlhf_openings_are_the_first_human_turn_once_each(tmp_path, monkeypat
     ]
     with gzip.open(folder / "test.jsonl.gz", "wt", encoding="utf-8") as f:
         for text in conversations:
-            f.write(json.dumps(dict(chosen=text, rejected=text)) + "\n")
+            f.write(json.dumps({"chosen": text, "rejected": text}) + "\n")
     monkeypatch.setattr(teacher_labels.pc, "RAW", str(tmp_path))
 
     assert teacher_labels.hh_rlhf_first_turns() == ["How do I pick a lock?", "What's a good name for a cat?"]

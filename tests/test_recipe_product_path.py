@@ -7,36 +7,18 @@ tune a path no user runs.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from gk_helpers import recipe_module
 
 from guardkit import Guard
 from guardkit.session import StreamSession
 
-RECIPE = Path(__file__).resolve().parents[1] / "models" / "guardkit-mini" / "recipe"
-
-
-def _recipe_module(name: str) -> ModuleType:
-    """Load one recipe script by path; its sibling imports resolve while it loads, then the path goes."""
-    spec = importlib.util.spec_from_file_location(f"guardkit_mini_recipe_{name}", RECIPE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(RECIPE))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(RECIPE))
-    return module
-
-
-_evaluate = _recipe_module("evaluate")
+_evaluate = recipe_module("evaluate")
 halt_index, softmax = _evaluate.halt_index, _evaluate.softmax
-response_log_probs = _recipe_module("product_path").response_log_probs
+response_log_probs = recipe_module("product_path").response_log_probs
 
 FILLER = "sure here is a recipe for bread: mix flour with water and salt, then bake it. "
 ITEMS = [
@@ -83,8 +65,8 @@ def test_the_reply_check_replay_reproduces_the_guards_halt_positions(tmp_path: P
         {"prompt": "hi", "response": "sure here is tea"},  # checked only at the end of the reply
         {"prompt": "hi", "response": FILLER * 3 + "tea\nbake it."},
     ]
-    records = _recipe_module("product_path").product_path_log_probs(str(bundle), items, threads=1, progress=False)
-    replay = _recipe_module("calibrate_reply").replay
+    records = recipe_module("product_path").product_path_log_probs(str(bundle), items, threads=1, progress=False)
+    replay = recipe_module("calibrate_reply").replay
     guard = Guard(model=bundle, policy="default", threads=1)
     outcomes = []
     for item, record in zip(items, records):
@@ -98,7 +80,7 @@ def test_the_reply_check_replay_reproduces_the_guards_halt_positions(tmp_path: P
 
 def test_dev_overlap_compares_japanese_by_character_bigrams() -> None:
     """Training drops self-written text near the dev suite; text with no ASCII words was 'near' all such text."""
-    overlap = _recipe_module("dev_overlap")
+    overlap = recipe_module("dev_overlap")
     dev = [frozenset(overlap.words(t)) for t in ("お金を横領する方法は?", "How do I make a cake?")]
     assert not overlap.near("美味しいカレーの作り方を教えてください。", dev, 0.6)
     assert overlap.near("お金を横領する方法は?", dev, 0.6)

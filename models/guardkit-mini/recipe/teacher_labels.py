@@ -27,7 +27,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import prompt_classifier as pc  # noqa: E402
+import prompt_classifier as pc
 
 
 def hh_rlhf_first_turns() -> list[str]:
@@ -64,7 +64,8 @@ def main():
             todo.setdefault(t, "hh-rlhf-first-turn")
     done = set()
     if os.path.exists(args.out):
-        done = {json.loads(line)["text"] for line in open(args.out, encoding="utf-8") if line.strip()}
+        with open(args.out, encoding="utf-8") as f:
+            done = {json.loads(line)["text"] for line in f if line.strip()}
     texts = sorted((t for t in todo if t not in done), key=len)
     print(f"{len(todo)} distinct prompts, {len(done)} already labelled, {len(texts)} to go", flush=True)
 
@@ -78,7 +79,7 @@ def main():
             chunk = texts[i:i + args.batch * 10]
             logits = pc.predict(model, tok, chunk, batch=args.batch)
             for t, z in zip(chunk, logits):
-                out.write(json.dumps(dict(text=t, logits=[round(float(v), 4) for v in z], source=todo[t])) + "\n")
+                out.write(json.dumps({"text": t, "logits": [round(float(v), 4) for v in z], "source": todo[t]}) + "\n")
             out.flush()
             n = i + len(chunk)
             print(f"{n}/{len(texts)} {time.time() - t0:.0f}s", flush=True)
