@@ -45,6 +45,14 @@ def dequantise(blob: np.ndarray, scales: np.ndarray, n: int, k: int, block: int,
     return w.reshape(n, -1)[:, :k]
 
 
+def _dequantised_weight(node, inits: dict[str, np.ndarray]) -> torch.Tensor:
+    """One MatMulNBits node's weight as float32 [N, K] (nn.Linear layout)."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    zero_points = inits[node.input[3]] if len(node.input) > 3 and node.input[3] else None
+    return torch.from_numpy(dequantise(inits[node.input[1]], inits[node.input[2]], attrs["N"], attrs["K"],
+                                       attrs["block_size"], zero_points))
+
+
 def state_dict_from_onnx(path: str) -> dict[str, torch.Tensor]:
     m = onnx.load(path)
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
@@ -55,11 +63,7 @@ def state_dict_from_onnx(path: str) -> dict[str, torch.Tensor]:
         module = node.name[3:].rsplit("/", 1)[0]  # "/m/layers.0/q/MatMul_Q4" -> "layers.0/q"
         key = module.replace("/", ".")
         if node.op_type == "MatMulNBits":
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            zero_points = inits[node.input[3]] if len(node.input) > 3 and node.input[3] else None
-            sd[key + ".weight"] = torch.from_numpy(dequantise(inits[node.input[1]], inits[node.input[2]],
-                                                              attrs["N"], attrs["K"], attrs["block_size"],
-                                                              zero_points))
+            sd[key + ".weight"] = _dequantised_weight(node, inits)
         elif node.op_type == "MatMul" and node.input[1] in inits:
             sd[key + ".weight"] = torch.from_numpy(inits[node.input[1]].T.copy())
     for name, arr in inits.items():
@@ -86,11 +90,7 @@ def classifier_state_dict_from_onnx(path: str) -> dict[str, torch.Tensor]:
     sd: dict[str, torch.Tensor] = {}
     for node in m.graph.node:
         if node.op_type == "MatMulNBits" and node.name.startswith("/m/"):
-            key = node.name[3:].rsplit("/", 1)[0].replace("/", ".") + ".weight"
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            zero_points = inits[node.input[3]] if len(node.input) > 3 and node.input[3] else None
-            sd[key] = torch.from_numpy(dequantise(inits[node.input[1]], inits[node.input[2]], attrs["N"], attrs["K"],
-                                                  attrs["block_size"], zero_points))
+            sd[node.name[3:].rsplit("/", 1)[0].replace("/", ".") + ".weight"] = _dequantised_weight(node, inits)
     for name, arr in inits.items():
         if not name.startswith("m."):
             continue

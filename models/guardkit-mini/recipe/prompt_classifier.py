@@ -241,11 +241,9 @@ def train(args, rows: list[dict] | None = None):
 def with_teacher_logits(rows: list[dict], path: str) -> list[dict]:
     """Attach a teacher's risk logits (teacher_labels.py's JSON lines) to ``rows`` by text, and add the
     texts the teacher labelled that ``rows`` lack (hh-rlhf first turns) as teacher-only rows (label -1)."""
-    soft = {}
-    for line in open(path, encoding="utf-8"):
-        if line.strip():
-            x = json.loads(line)
-            soft[x["text"]] = (x["logits"], x["source"])
+    with open(path, encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    soft = {x["text"]: (x["logits"], x["source"]) for x in lines}
     have = {r["text"] for r in rows}
     missing = have - soft.keys()
     if missing:
